@@ -1,0 +1,5 @@
+"""``python -m refbench`` runs the command line."""
+
+from refbench.cli import main
+
+main()
