@@ -148,7 +148,11 @@ def _lowmask(bits: int) -> int:
 
 
 def boundary(
-    words: torch.Tensor, width: int, last_row: bool = True, last_word: bool = True, out: torch.Tensor | None = None
+    words: torch.Tensor,
+    width: int,
+    last_row: bool = True,
+    last_word: int | None = -1,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Boundary map of packed masks, exactly davis2017-evaluation ``_seg2bmap`` (no resizing).
 
@@ -156,8 +160,9 @@ def boundary(
     neighbours (zero outside the image): b = (m^E) | (m^S) | (m^SE); the last row is m^E, the last column
     m^S, and the bottom-right pixel 0 (davis2017/metrics.py::_seg2bmap).
 
-    ``words`` may be a crop of the image: ``last_row`` / ``last_word`` say whether its last row / last word
-    column are the image's own (so the border rules apply); pixels beyond a crop must be zero.
+    ``words`` may be a crop of the image: ``last_row`` says whether its last row is the image's own, and
+    ``last_word`` is the index of the word column holding the image's last pixel column (None when the crop
+    does not reach it), so the border rules apply there; pixels beyond a crop must be zero.
     """
     b = torch.empty_like(words) if out is None else out
     east = torch.bitwise_right_shift(words, 1)
@@ -175,13 +180,13 @@ def boundary(
     b[..., -1, :] |= words[..., -1, :]  # SE = 0 below the last row
     if last_row:
         torch.bitwise_xor(words[..., -1, :], east[..., -1, :], out=b[..., -1, :])
-    if last_word:
+    if last_word is not None:
         last_bit = (width - 1) % WORD
         col = 1 << last_bit if last_bit < WORD - 1 else -(1 << (WORD - 1))
-        b[..., -1] &= ~col
-        b[..., -1] |= xor_s[..., -1] & col
+        b[..., last_word] &= ~col
+        b[..., last_word] |= xor_s[..., last_word] & col
         if last_row:
-            b[..., -1, -1] &= ~col
+            b[..., -1, last_word] &= ~col
     return b
 
 
@@ -191,7 +196,7 @@ def disk_half_widths(radius: int) -> list[int]:
 
 
 def _widen_into(cur: torch.Tensor, d: int, out: torch.Tensor, tmp: torch.Tensor) -> None:
-    """out = cur | east_d(cur) | west_d(cur) for 0 < d < 64, using only the given buffers."""
+    """out = cur | east_d(cur) | west_d(cur) along the last axis, for 0 < d < 64, in the given buffers."""
     torch.bitwise_right_shift(cur, d, out=tmp)
     tmp &= _lowmask(WORD - d)
     torch.bitwise_or(cur, tmp, out=out)
@@ -205,16 +210,22 @@ def _widen_into(cur: torch.Tensor, d: int, out: torch.Tensor, tmp: torch.Tensor)
         out[..., 1:] |= tmp[..., 1:]
 
 
-def dilate_disk(words: torch.Tensor, radius: int) -> torch.Tensor:
+def dilate_disk(words: torch.Tensor, radius: int, guarded: bool = False) -> torch.Tensor:
     """Dilate packed (..., H, K) maps by the disk of integer ``radius`` (skimage ``disk`` footprint,
     cv2.dilate semantics: pixels outside the image never count).
 
     The disk is the union over rows dy of horizontal segments [-w(dy), w(dy)]. Horizontal dilations are
     built by the chain D(a + d) = D(a) | east_d(D(a)) | west_d(D(a)) (valid for d <= 2a + 1), and each is
     OR-ed into the result at the row offsets +-dy that use its width as soon as it exists.
+
+    ``guarded``: the last word of every row is a zero guard word, and ``words`` is contiguous. Then, for
+    radius < 64, all rows of all maps are dilated horizontally as one contiguous bit line (bits that cross
+    a row end stay in the guard word, more than ``radius`` pixels from the next row's pixels), which saves
+    torch's per-slice overhead; guard words of the result may be non-zero and must be ignored.
     """
     widths = disk_half_widths(radius)
-    height = words.shape[-2]
+    *lead, height, k = words.shape
+    as_line = guarded and radius < WORD
     rows_of: dict[int, list[int]] = {}
     for dy, w in enumerate(widths):
         if dy < height:
@@ -227,7 +238,9 @@ def dilate_disk(words: torch.Tensor, radius: int) -> torch.Tensor:
         while cur_w < target:
             d = min(target - cur_w, 2 * cur_w + 1)
             nxt = bufs[0] if cur is not bufs[0] else bufs[1]
-            if d < WORD:
+            if as_line:
+                _widen_into(cur.view(-1), d, nxt.view(-1), tmp.view(-1))
+            elif d < WORD:
                 _widen_into(cur, d, nxt, tmp)
             else:
                 torch.bitwise_or(cur, take_east(cur, d), out=nxt)

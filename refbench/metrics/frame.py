@@ -120,26 +120,27 @@ def _content_crop(words: torch.Tensor):
 def _jf_counts(words: torch.Tensor, width: int, radius: int, want_j: bool, want_f: bool) -> torch.Tensor:
     """Integer counts for one chunk of packed masks ``words`` = (2, T, H, K) (prediction, ground truth):
     (T, 6) int64 columns [inter, union, n_fg, n_gt, fg_match, gt_match] (unrequested columns stay 0)."""
-    n = words.shape[1]
-    counts = torch.zeros((6, n), dtype=torch.int64, device=words.device)
     crop = _content_crop(words)
     if crop is None:
-        return counts.t()
+        return torch.zeros((words.shape[1], 6), dtype=torch.int64, device=words.device)
     rs, cs, last_row, last_word = crop
-    w = words[:, :, rs, cs].contiguous()
+    # The crop is copied with one zero guard word after each row, so the dilation can treat rows as one
+    # contiguous bit line (see _bits.dilate_disk). maps holds the six bit maps whose set bits are counted.
+    n, h, k = words.shape[1], rs.stop - rs.start, cs.stop - cs.start
+    maps = torch.zeros((6, n, h, k + 1), dtype=torch.int64, device=words.device)
+    w = maps[4:6]  # the cropped masks are needed until the boundary maps exist; then these slots take matches
+    w[..., :k] = words[:, :, rs, cs]
     if want_j:
-        inter_union = torch.empty_like(w)
-        torch.bitwise_and(w[0], w[1], out=inter_union[0])
-        torch.bitwise_or(w[0], w[1], out=inter_union[1])
-        counts[0:2] = _bits.popcount_(inter_union).flatten(2).sum(2)
+        torch.bitwise_and(w[0], w[1], out=maps[0])
+        torch.bitwise_or(w[0], w[1], out=maps[1])
     if want_f:
-        bnd = _bits.boundary(w, width, last_row, last_word, out=inter_union if want_j else None)
-        dil = _bits.dilate_disk(bnd, radius)
-        dil[0] &= bnd[1]  # gt boundary pixels near the predicted boundary
-        dil[1] &= bnd[0]  # predicted boundary pixels near the gt boundary
-        counts[2:4] = _bits.popcount_(bnd).flatten(2).sum(2)
-        counts[4:6] = _bits.popcount_(dil).flatten(2).sum(2).flip(0)
-    return counts.t()
+        bnd = _bits.boundary(w, width, last_row, k - 1 if last_word else None, out=maps[2:4])
+        dil = _bits.dilate_disk(bnd, radius, guarded=True)
+        torch.bitwise_and(bnd[0], dil[1], out=maps[4])  # predicted boundary pixels near the gt boundary
+        torch.bitwise_and(bnd[1], dil[0], out=maps[5])  # gt boundary pixels near the predicted boundary
+    else:
+        maps[4:6] = 0
+    return _bits.popcount_(maps).view(6, n, -1).sum(2).t()
 
 
 def jaccard_and_boundary(
