@@ -29,8 +29,11 @@ def _fail_cleanly(fn):
             return fn(*args, **kwargs)
         except click.ClickException:
             raise
-        except (ValueError, FileNotFoundError, KeyError, TypeError, RuntimeError) as exc:
-            raise RefbenchError(f"{type(exc).__name__}: {exc}") from exc
+        except (ValueError, FileNotFoundError, KeyError, TypeError, RuntimeError, ImportError) as exc:
+            from refbench.cards import CardError
+
+            msg = str(exc) if isinstance(exc, CardError) else f"{type(exc).__name__}: {exc}"
+            raise RefbenchError(msg) from exc
 
     return wrapper
 
@@ -58,6 +61,46 @@ def demo_cmd(device: str, json_out: str | None, seed: int) -> None:
         with open(json_out, "w") as fh:
             json.dump({k: v for k, v in summary.items() if k != "table"}, fh, indent=2)
         click.echo(f"summary written to {json_out}")
+
+
+@main.group("datasets")
+def datasets_group() -> None:
+    """List the benchmark splits refbench knows and check data on disk."""
+
+
+@datasets_group.command("list")
+@click.option("--task", help="Only this task family (refvos, vos, tsg, res).")
+@_fail_cleanly
+def datasets_list(task: str | None) -> None:
+    """List dataset cards (reads YAML only)."""
+    from refbench.cards import dataset_cards
+
+    cards = [c for c in dataset_cards().values() if task is None or c.task == task]
+    click.echo(f"{'name':<22} {'task':<7} {'gt':<7} {'protocol':<11} counts")
+    for c in cards:
+        counts = ", ".join(f"{k} {v:,}" for k, v in (c.counts or {}).items()) or "-"
+        click.echo(f"{c.name:<22} {c.task:<7} {c.ground_truth:<7} {c.protocol:<11} {counts}")
+
+
+@datasets_group.command("check")
+@click.argument("name")
+@click.option("--root", type=click.Path(file_okay=False), help="Data root (default: $REFBENCH_DATA/<card default>).")
+@click.option("--annotations-only", is_flag=True, help="Do not require frames / images on disk.")
+@_fail_cleanly
+def datasets_check(name: str, root: str | None, annotations_only: bool) -> None:
+    """Verify layout, readable files and official counts of dataset NAME; list every problem found."""
+    from refbench.cards import dataset_card
+
+    card = dataset_card(name)
+    from refbench.data.check import check_dataset
+
+    problems, found = check_dataset(card, root, require_media=not annotations_only)
+    summary = ", ".join(f"{k} {v:,}" for k, v in found.items()) or "nothing"
+    if problems:
+        for p in problems:
+            click.echo(f"problem: {p}")
+        raise RefbenchError(f"{name}: {len(problems)} problem(s) found ({summary})")
+    click.echo(f"{name}: ok ({summary})")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,77 @@
+"""Dataset cards: well-formed, complete, and listed without importing torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from refbench.cards import CardError, _read_card, dataset_card, dataset_cards
+from tests.conftest import ROOT
+
+EXPECTED = {
+    "mevis_train", "mevis_val", "mevis_val_u", "revos_val", "refytvos_val", "refdavis17_val", "davis17_val",
+    "mose_val", "charades_sta_test", "anet_grounding_val1", "refcoco_val", "refcoco_testA", "refcoco_testB",
+    "refcoco+_val", "refcoco+_testA", "refcoco+_testB", "refcocog_val", "refcocog_test", "reasonseg_val",
+    "reasonseg_test",
+}
+
+
+def test_every_expected_card_exists():
+    assert EXPECTED <= set(dataset_cards())
+
+
+def test_card_fields():
+    for card in dataset_cards().values():
+        assert card.task in {"refvos", "vos", "tsg", "res"}, card.name
+        assert card.ground_truth in {"public", "server"}, card.name
+        assert ":" in card.loader and card.loader.startswith("refbench.data."), card.name
+        assert card.reference.get("repo"), card.name
+        if card.ground_truth == "server":
+            assert card.submission and card.submission.get("format"), card.name
+
+
+def test_official_counts_from_the_brief():
+    assert dataset_card("mevis_val_u").counts == {"videos": 50, "expressions": 793}
+    assert dataset_card("refytvos_val").counts["expressions"] == 834
+    assert dataset_card("charades_sta_test").counts == {"videos": 1334, "queries": 3720}
+    assert dataset_card("anet_grounding_val1").counts == {"videos": 4917, "queries": 17505}
+
+
+def test_unknown_name_suggests_close_ones():
+    with pytest.raises(CardError, match="did you mean mevis_val"):
+        dataset_card("mevis_vall")
+
+
+def test_malformed_card_is_named(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: broken\ntitle: x\n")
+    with pytest.raises(CardError, match="broken.yaml: card misses"):
+        _read_card(bad)
+    wrong = tmp_path / "other.yaml"
+    wrong.write_text((ROOT / "datasets" / "mevis_val_u.yaml").read_text())
+    with pytest.raises(CardError, match="differs from its file name"):
+        _read_card(wrong)
+
+
+def test_datasets_list_is_light():
+    code = (
+        "import sys, json; from click.testing import CliRunner; from refbench.cli import main; "
+        "r = CliRunner().invoke(main, ['datasets', 'list']); assert r.exit_code == 0, r.output; "
+        "print(json.dumps(['torch' in sys.modules, r.output.count(chr(10))]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    torch_loaded, lines = json.loads(out.stdout)
+    assert not torch_loaded and lines == len(dataset_cards()) + 1
+
+
+def test_check_without_root_is_one_clear_error(monkeypatch):
+    from click.testing import CliRunner
+
+    from refbench.cli import main
+
+    monkeypatch.delenv("REFBENCH_DATA", raising=False)
+    r = CliRunner().invoke(main, ["datasets", "check", "mevis_val_u"])
+    assert r.exit_code == 1 and "REFBENCH_DATA" in r.output and len(r.output.strip().splitlines()) == 1
