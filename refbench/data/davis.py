@@ -1,0 +1,321 @@
+"""DAVIS-2017 / MOSE sequence loader and the Ref-DAVIS17 expression loader.
+
+DAVIS-2017 layout (davisvideochallenge/davis2017-evaluation ``davis2017/davis.py``, commit
+ac7c43fca936f9722837b7fbd337d284ba37004b)::
+
+    <root>/JPEGImages/<res>/<seq>/<frame>.jpg
+    <root>/Annotations/<res>/<seq>/<frame>.png          (palette PNG; index = object id, 255 = void)
+    <root>/Annotations_unsupervised/<res>/<seq>/...     (the folder the unsupervised task reads)
+    <root>/ImageSets/<year>/<split>.txt                 (one sequence name per line)
+
+The official reader lists a sequence's frames as the sorted ``*.jpg`` of its image folder and reads masks as
+palette *indices* (``np.array(Image.open(p))``). When the image folder is absent (an annotation-only root, as
+in the golden data), the frames are the sorted ``*.png`` names of the annotation folder instead.
+MOSE uses the same palette PNGs without the resolution level (``JPEGImages/<seq>``, ``Annotations/<seq>``):
+pass ``resolution=None``; without an ``ImageSets`` file the sequences are the sorted sub-folders.
+
+Ref-DAVIS17 in ReferFormer's converted layout (wjn922/ReferFormer ``tools/data/convert_davis_to_ytvos.py``)::
+
+    <root>/meta_expressions/<split>/meta_expressions.json   (videos -> expressions {exp, obj_id}, frames)
+    <root>/<split>/JPEGImages/<video>/<frame>.jpg
+    <root>/<split>/Annotations/<video>/<frame>.png            (moved from DAVIS Annotations_unsupervised/480p)
+
+The converter writes, per object (objects sorted by their ``obj_id`` string), four consecutive expressions:
+annotator 1 first-frame, annotator 1 full-video, annotator 2 first-frame, annotator 2 full-video; so the
+expression at position ``p`` of a video belongs to annotator set ``anno_{p % 4}`` and object ``p // 4``.
+:class:`RefDavisLoader` stores that set index in ``VideoExpression.type_id``.
+
+Two scoring conventions (refbench PROTOCOLS section 8) need different views, both provided here:
+
+* **Convention A** (ReferFormer ``inference_davis.py``, OnlineRefer): per annotator set ``k`` the objects of a
+  video are the expressions at positions ``k, 4 + k, 8 + k, ...``; their masks are merged into one indexed PNG
+  with label ``i + 1`` for the ``i``-th object, and scored with the DAVIS unsupervised protocol against
+  :meth:`RefDavisLoader.gt_indexed`. Use :meth:`RefDavisLoader.annotator_objects` /
+  :meth:`RefDavisLoader.annotator_sets`.
+* **Convention B** (VISA ``tools/eval_davis17.py``, Sa2VA): MeViS-style per-expression scoring of every
+  expression pooled; anno ids are numbered by sorting video names, then exp ids **as strings** ("10" before "2"),
+  and the GT of an expression is ``Annotations PNG == obj_id`` (VISA ``refytvos_utils.encode_anno_mask``).
+  Use :meth:`RefDavisLoader.pooled_samples` with :meth:`RefDavisLoader.gt_masks`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+import numpy as np
+
+from refbench.data.base import DatasetError, VideoExpression, VideoSequence
+from refbench.data.mevis import (
+    check_expected,
+    check_frame_files,
+    checked_relpath,
+    expressions_of,
+    frames_of,
+    read_json_file,
+    videos_of,
+)
+from refbench.data.refytvos import read_palette_png
+
+PathLike = Union[str, Path]
+
+#: Annotator sets of Ref-DAVIS17, in ReferFormer's ``anno_0..anno_3`` order.
+REF_DAVIS_ANNOTATOR_SETS = (0, 1, 2, 3)
+REF_DAVIS_SET_NAMES = (
+    "annotator1_first_frame",
+    "annotator1_full_video",
+    "annotator2_first_frame",
+    "annotator2_full_video",
+)
+
+
+def _stack_same_size(arrays: list[np.ndarray], where: Path) -> np.ndarray:
+    if not arrays:
+        raise DatasetError(f"{where}: no frames")
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise DatasetError(f"{where}: annotation PNGs differ in size {sorted(shapes)}")
+    return np.stack(arrays)
+
+
+class DavisLoader:
+    """DAVIS-2017 (``resolution="480p"`` or ``"Full-Resolution"``) or MOSE (``resolution=None``) sequences.
+
+    ``annotations`` names the mask folder: ``"Annotations"`` (semi-supervised) or ``"Annotations_unsupervised"``.
+    """
+
+    def __init__(
+        self,
+        root: PathLike,
+        split: str = "val",
+        resolution: str | None = "480p",
+        year: str = "2017",
+        annotations: str = "Annotations",
+    ) -> None:
+        self.root = Path(root)
+        self.split = split
+        self.resolution = resolution
+        self.year = year
+        level = (resolution,) if resolution else ()
+        self.frames_dir = self.root.joinpath("JPEGImages", *level)
+        self.annotations_dir = self.root.joinpath(annotations, *level)
+        self.imageset_path = self.root / "ImageSets" / str(year) / f"{split}.txt"
+        self._samples: list[VideoSequence] | None = None
+
+    def sequence_names(self) -> list[str]:
+        """Sequence names from ``ImageSets/<year>/<split>.txt``; for MOSE (no ImageSets) the sorted folders."""
+        if self.imageset_path.is_file():
+            try:
+                text = self.imageset_path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise DatasetError(f"{self.imageset_path}: cannot read the sequence list ({exc})") from exc
+            names = [line.strip() for line in text.splitlines() if line.strip()]
+            for n in names:
+                checked_relpath(n, "sequence name", self.imageset_path)
+            return names
+        if self.resolution is None:
+            for folder in (self.frames_dir, self.annotations_dir):
+                if folder.is_dir():
+                    return sorted(p.name for p in folder.iterdir() if p.is_dir())
+            raise DatasetError(f"{self.root}: neither {self.frames_dir} nor {self.annotations_dir} exists")
+        raise DatasetError(f"{self.imageset_path}: sequence list not found")
+
+    def _frames(self, seq: str) -> tuple[str, ...]:
+        img = self.frames_dir / seq
+        if img.is_dir():
+            return tuple(sorted(p.stem for p in img.glob("*.jpg")))
+        ann = self.annotations_dir / seq
+        if ann.is_dir():
+            return tuple(sorted(p.stem for p in ann.glob("*.png")))
+        raise DatasetError(f"{self.root}: sequence {seq!r} has neither {img} nor {ann}")
+
+    def samples(self) -> list[VideoSequence]:
+        """One :class:`VideoSequence` per sequence in list order (listing folders only; nothing decoded)."""
+        if self._samples is None:
+            self._samples = [VideoSequence(video=s, frames=self._frames(s)) for s in self.sequence_names()]
+        return list(self._samples)
+
+    def frame_paths(self, seq: VideoSequence) -> list[Path]:
+        """``JPEGImages[/<res>]/<seq>/<frame>.jpg`` per frame."""
+        return [self.frames_dir / seq.video / f"{f}.jpg" for f in seq.frames]
+
+    def annotation_paths(self, seq: VideoSequence) -> list[Path]:
+        """``<annotations>[/<res>]/<seq>/<frame>.png`` per frame."""
+        return [self.annotations_dir / seq.video / f"{f}.png" for f in seq.frames]
+
+    def gt_masks(self, seq: VideoSequence) -> np.ndarray:
+        """``(T, H, W)`` uint8 palette indices (0 background, k object k, 255 void), every frame required."""
+        return _stack_same_size([read_palette_png(p) for p in self.annotation_paths(seq)],
+                                self.annotations_dir / seq.video)
+
+    def first_frame_mask(self, seq: VideoSequence) -> np.ndarray:
+        """Palette indices of the first frame (all that DAVIS test-dev and MOSE valid publish)."""
+        return read_palette_png(self.annotation_paths(seq)[0])
+
+    def check(
+        self,
+        require_frames: bool = True,
+        expected: Mapping[str, int] | None = None,
+        all_frames_annotated: bool = True,
+    ) -> list[str]:
+        """Every problem found, with its path: sequence list, image and annotation folders and files, counts.
+
+        ``all_frames_annotated=False`` accepts first-frame-only annotations (MOSE valid, DAVIS test-dev).
+        ``expected`` keys: ``videos`` (sequences) and ``frames``.
+        """
+        try:
+            names = self.sequence_names()
+        except DatasetError as exc:
+            return [str(exc)]
+        problems: list[str] = []
+        if not names:
+            problems.append(f"{self.imageset_path}: no sequences listed")
+        if require_frames and not self.frames_dir.is_dir():
+            problems.append(f"{self.frames_dir}: image folder missing")
+        if not self.annotations_dir.is_dir():
+            problems.append(f"{self.annotations_dir}: annotation folder missing")
+        n_frames = 0
+        for name in names:
+            img, ann = self.frames_dir / name, self.annotations_dir / name
+            if not img.is_dir() and not ann.is_dir():
+                problems.append(f"{ann}: sequence folder missing (and {img})")
+                continue
+            frames = self._frames(name)
+            n_frames += len(frames)
+            if not frames:
+                problems.append(f"{img if img.is_dir() else ann}: no frames")
+                continue
+            if require_frames:
+                problems += check_frame_files(img, frames)
+            if all_frames_annotated:
+                problems += check_frame_files(ann, frames, ext=".png", what="annotation")
+            else:
+                problems += check_frame_files(ann, frames[:1], ext=".png", what="annotation")
+        problems += check_expected({"videos": len(names), "frames": n_frames}, expected, self.root)
+        return problems
+
+
+class RefDavisLoader:
+    """Ref-DAVIS17 in ReferFormer's converted layout (see the module doc for both scoring conventions)."""
+
+    def __init__(self, root: PathLike, split: str = "valid") -> None:
+        if split not in ("train", "valid"):
+            raise ValueError(f"unknown Ref-DAVIS17 split {split!r}; expected 'train' or 'valid'")
+        self.root = Path(root)
+        self.split = split
+        self.meta_path = self.root / "meta_expressions" / split / "meta_expressions.json"
+        self.frames_dir = self.root / split / "JPEGImages"
+        self.annotations_dir = self.root / split / "Annotations"
+        self._videos: dict[str, Any] | None = None
+        self._samples: list[VideoExpression] | None = None
+
+    def _meta_videos(self) -> dict[str, Any]:
+        if self._videos is None:
+            self._videos = videos_of(read_json_file(self.meta_path, "meta expressions file"), self.meta_path)
+        return self._videos
+
+    def videos(self) -> list[str]:
+        """Video names in meta order."""
+        return list(self._meta_videos())
+
+    def samples(self) -> list[VideoExpression]:
+        """Every expression in meta order; ``type_id`` = annotator set (position in the video modulo 4)."""
+        if self._samples is None:
+            src = self.meta_path
+            out: list[VideoExpression] = []
+            for video, data in self._meta_videos().items():
+                checked_relpath(video, "video name", src)
+                frames = frames_of(video, data, src)
+                for pos, (exp_id, exp) in enumerate(expressions_of(video, data, src).items()):
+                    if not isinstance(exp, dict) or not isinstance(exp.get("exp"), str):
+                        raise DatasetError(f"{src}: expression {video}/{exp_id} has no 'exp' text")
+                    try:
+                        obj = int(exp["obj_id"])
+                    except (KeyError, TypeError, ValueError) as exc:
+                        raise DatasetError(f"{src}: expression {video}/{exp_id} has no integer obj_id") from exc
+                    out.append(VideoExpression(video=video, exp_id=str(exp_id), text=exp["exp"], frames=frames,
+                                               obj_ids=(obj,), type_id=pos % 4))
+            self._samples = out
+        return list(self._samples)
+
+    # -- convention A ---------------------------------------------------------------------------
+    def annotator_objects(self, video: str, k: int) -> list[VideoExpression]:
+        """Convention A: the expressions of annotator set ``anno_k`` of ``video``, one per object.
+
+        The ``i``-th entry is the object written with label ``i + 1`` in the merged indexed PNG (ReferFormer
+        ``inference_davis.py`` takes positions ``i * 4 + k`` for ``i < n_expressions // 4``).
+        """
+        if k not in REF_DAVIS_ANNOTATOR_SETS:
+            raise ValueError(f"annotator set must be one of {REF_DAVIS_ANNOTATOR_SETS}, got {k!r}")
+        exps = [s for s in self.samples() if s.video == video]
+        if not exps and video not in self._meta_videos():
+            raise DatasetError(f"{self.meta_path}: unknown video {video!r}")
+        return [exps[i * 4 + k] for i in range(len(exps) // 4)]
+
+    def annotator_sets(self) -> dict[int, dict[str, list[VideoExpression]]]:
+        """Convention A for every set: ``{k: {video: [object expressions, label i + 1 for entry i]}}``."""
+        return {k: {v: self.annotator_objects(v, k) for v in self.videos()} for k in REF_DAVIS_ANNOTATOR_SETS}
+
+    def gt_indexed(self, video: str) -> np.ndarray:
+        """Convention A ground truth: ``(T, H, W)`` palette indices of ``<split>/Annotations/<video>``."""
+        data = self._meta_videos().get(video)
+        if data is None:
+            raise DatasetError(f"{self.meta_path}: unknown video {video!r}")
+        frames = frames_of(video, data, self.meta_path)
+        folder = self.annotations_dir / video
+        return _stack_same_size([read_palette_png(folder / f"{f}.png") for f in frames], folder)
+
+    # -- convention B ---------------------------------------------------------------------------
+    def pooled_samples(self) -> list[VideoExpression]:
+        """Convention B: every expression, videos sorted, then exp ids sorted **as strings**, with
+        ``anno_ids = (str(n),)`` numbered in that order from 0 (VISA ``tools/eval_davis17.py``)."""
+        by_video: dict[str, dict[str, VideoExpression]] = {}
+        for s in self.samples():
+            by_video.setdefault(s.video, {})[s.exp_id] = s
+        out: list[VideoExpression] = []
+        for video in sorted(by_video):
+            for exp_id in sorted(by_video[video]):
+                s = by_video[video][exp_id]
+                out.append(VideoExpression(video=s.video, exp_id=s.exp_id, text=s.text, frames=s.frames,
+                                           anno_ids=(str(len(out)),), obj_ids=s.obj_ids, type_id=s.type_id))
+        return out
+
+    def gt_masks(self, sample: VideoExpression) -> np.ndarray:
+        """Convention B ground truth: ``(T, H, W)`` uint8, 1 where the palette index equals the ``obj_id``."""
+        if len(sample.obj_ids) != 1:
+            raise DatasetError(f"{self.meta_path}: {sample.key} has no single obj_id")
+        folder = self.annotations_dir / sample.video
+        idx = _stack_same_size([read_palette_png(folder / f"{f}.png") for f in sample.frames], folder)
+        return (idx == sample.obj_ids[0]).astype(np.uint8)
+
+    def frame_paths(self, sample: VideoExpression) -> list[Path]:
+        """``<split>/JPEGImages/<video>/<frame>.jpg`` per frame."""
+        return [self.frames_dir / sample.video / f"{f}.jpg" for f in sample.frames]
+
+    def check(self, require_frames: bool = True, expected: Mapping[str, int] | None = None) -> list[str]:
+        """Every problem found, with its path: meta, 4 expressions per object, frames, annotation PNGs, counts.
+
+        ``expected`` keys: ``videos``, ``expressions``, ``frames``.
+        """
+        try:
+            samples = self.samples()
+        except DatasetError as exc:
+            return [str(exc)]
+        problems: list[str] = []
+        counts = {"videos": 0, "expressions": len(samples), "frames": 0}
+        for video in self.videos():
+            exps = [s for s in samples if s.video == video]
+            counts["videos"] += 1
+            frames = frames_of(video, self._meta_videos()[video], self.meta_path)
+            counts["frames"] += len(frames)
+            if len(exps) % 4:
+                problems.append(f"{self.meta_path}: video {video!r} has {len(exps)} expressions, not a multiple of "
+                                "4 (one per annotator set and object)")
+            if require_frames:
+                problems += check_frame_files(self.frames_dir / video, frames)
+            problems += check_frame_files(self.annotations_dir / video, frames, ext=".png", what="annotation")
+        problems += check_expected(counts, expected, self.meta_path)
+        return problems
+
+
+__all__ = ["DavisLoader", "RefDavisLoader", "REF_DAVIS_ANNOTATOR_SETS", "REF_DAVIS_SET_NAMES"]
