@@ -28,6 +28,29 @@ def n_words(width: int) -> int:
     return (width + WORD - 1) // WORD
 
 
+class Workspace:
+    """Reusable scratch memory: named buffers that grow on demand and are handed out as views.
+
+    Fresh large allocations cost page faults on every call; scoring many short expressions one after the
+    other reuses the same few megabytes instead. One workspace must not be shared between threads.
+    """
+
+    def __init__(self, device: torch.device | str):
+        self.device = torch.device(device)
+        self._bufs: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype = torch.int64, zero: bool = False) -> torch.Tensor:
+        numel = math.prod(shape)
+        buf = self._bufs.get(name)
+        if buf is None or buf.dtype != dtype or buf.numel() < numel:
+            buf = torch.empty(numel, dtype=dtype, device=self.device)
+            self._bufs[name] = buf
+        view = buf[:numel].view(shape)
+        if zero:
+            view.zero_()
+        return view
+
+
 class Packer:
     """Packs masks of one (H, W) geometry along W, reusing its staging buffers across calls.
 
@@ -35,12 +58,13 @@ class Packer:
     int64, bit x % 64 of word x // 64 set where mask[..., x] != 0. T may vary up to ``max_frames``.
     """
 
-    def __init__(self, max_frames: int, height: int, width: int, device: torch.device | str):
+    def __init__(self, max_frames: int, height: int, width: int, device: torch.device | str, ws: Workspace | None = None):
         self.width = width
         padded = n_words(width) * WORD
-        # Padding columns are zeroed once here and never written again.
-        self._flat = torch.zeros((max_frames, height, padded), dtype=torch.bool, device=device)
-        self._prod = torch.empty((max_frames, height, padded // 8), dtype=torch.int64, device=device)
+        ws = ws or Workspace(device)
+        # Padding columns are zeroed once here and never written again while this packer lives.
+        self._flat = ws.get("pack_flat", (max_frames, height, padded), torch.bool, zero=True)
+        self._prod = ws.get("pack_prod", (max_frames, height, padded // 8))
 
     def pack(self, mask: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         if mask.is_floating_point() or mask.is_complex():
@@ -153,6 +177,7 @@ def boundary(
     last_row: bool = True,
     last_word: int | None = -1,
     out: torch.Tensor | None = None,
+    ws: Workspace | None = None,
 ) -> torch.Tensor:
     """Boundary map of packed masks, exactly davis2017-evaluation ``_seg2bmap`` (no resizing).
 
@@ -164,15 +189,17 @@ def boundary(
     ``last_word`` is the index of the word column holding the image's last pixel column (None when the crop
     does not reach it), so the border rules apply there; pixels beyond a crop must be zero.
     """
+    ws = ws or Workspace(words.device)
     b = torch.empty_like(words) if out is None else out
-    east = torch.bitwise_right_shift(words, 1)
+    east = torch.bitwise_right_shift(words, 1, out=ws.get("bnd_east", words.shape))
     east &= _lowmask(WORD - 1)
-    tmp = torch.empty_like(words)
+    tmp = ws.get("bnd_tmp", words.shape)
     if words.shape[-1] > 1:
         torch.bitwise_left_shift(words[..., 1:], WORD - 1, out=tmp[..., :-1])
         east[..., :-1] |= tmp[..., :-1]
     torch.bitwise_xor(words, east, out=b)  # m ^ E
-    xor_s = torch.clone(words)  # m ^ S, with S = 0 below the last row
+    xor_s = ws.get("bnd_xor_s", words.shape)  # m ^ S, with S = 0 below the last row
+    xor_s.copy_(words)
     xor_s[..., :-1, :] ^= words[..., 1:, :]
     b |= xor_s
     torch.bitwise_xor(words[..., :-1, :], east[..., 1:, :], out=tmp[..., :-1, :])  # m ^ SE
@@ -210,7 +237,7 @@ def _widen_into(cur: torch.Tensor, d: int, out: torch.Tensor, tmp: torch.Tensor)
         out[..., 1:] |= tmp[..., 1:]
 
 
-def dilate_disk(words: torch.Tensor, radius: int, guarded: bool = False) -> torch.Tensor:
+def dilate_disk(words: torch.Tensor, radius: int, guarded: bool = False, ws: Workspace | None = None) -> torch.Tensor:
     """Dilate packed (..., H, K) maps by the disk of integer ``radius`` (skimage ``disk`` footprint,
     cv2.dilate semantics: pixels outside the image never count).
 
@@ -230,9 +257,10 @@ def dilate_disk(words: torch.Tensor, radius: int, guarded: bool = False) -> torc
     for dy, w in enumerate(widths):
         if dy < height:
             rows_of.setdefault(w, []).append(dy)
-    out = torch.zeros_like(words)
-    bufs = [torch.empty_like(words), torch.empty_like(words)]
-    tmp = torch.empty_like(words)
+    ws = ws or Workspace(words.device)
+    out = ws.get("dil_out", words.shape, zero=True)
+    bufs = [ws.get("dil_a", words.shape), ws.get("dil_b", words.shape)]
+    tmp = ws.get("dil_tmp", words.shape)
     cur, cur_w = words, 0
     for target in sorted(rows_of):
         while cur_w < target:

@@ -10,6 +10,7 @@ integer on every device and every float is produced by the same IEEE operations 
 from __future__ import annotations
 
 import math
+import threading
 from typing import Union
 
 import numpy as np
@@ -21,8 +22,20 @@ MaskLike = Union[torch.Tensor, np.ndarray]
 
 # Frames are processed in chunks of about this many packed words per map, which keeps the working set
 # of the dilation in cache without paying torch's per-op overhead too often.
-_CHUNK_WORDS = 1 << 17
-_CHUNK_WORDS_GPU = 1 << 25
+_CHUNK_WORDS = 1 << 16
+_CHUNK_WORDS_GPU = 1 << 23
+_LOCAL = threading.local()
+
+
+def _workspace(device: torch.device) -> _bits.Workspace:
+    """This thread's scratch memory for ``device`` (reused across calls; see _bits.Workspace)."""
+    spaces = getattr(_LOCAL, "spaces", None)
+    if spaces is None:
+        spaces = _LOCAL.spaces = {}
+    key = str(device)
+    if key not in spaces:
+        spaces[key] = _bits.Workspace(device)
+    return spaces[key]
 
 
 def boundary_radius(height: int, width: int, bound_th: float = 0.008) -> int:
@@ -117,7 +130,9 @@ def _content_crop(words: torch.Tensor):
     return slice(r0, r1), slice(c0, c1), r1 == height, c1 == k
 
 
-def _jf_counts(words: torch.Tensor, width: int, radius: int, want_j: bool, want_f: bool) -> torch.Tensor:
+def _jf_counts(
+    words: torch.Tensor, width: int, radius: int, want_j: bool, want_f: bool, ws: _bits.Workspace | None = None
+) -> torch.Tensor:
     """Integer counts for one chunk of packed masks ``words`` = (2, T, H, K) (prediction, ground truth):
     (T, 6) int64 columns [inter, union, n_fg, n_gt, fg_match, gt_match] (unrequested columns stay 0)."""
     crop = _content_crop(words)
@@ -127,15 +142,16 @@ def _jf_counts(words: torch.Tensor, width: int, radius: int, want_j: bool, want_
     # The crop is copied with one zero guard word after each row, so the dilation can treat rows as one
     # contiguous bit line (see _bits.dilate_disk). maps holds the six bit maps whose set bits are counted.
     n, h, k = words.shape[1], rs.stop - rs.start, cs.stop - cs.start
-    maps = torch.zeros((6, n, h, k + 1), dtype=torch.int64, device=words.device)
+    ws = ws or _bits.Workspace(words.device)
+    maps = ws.get("maps", (6, n, h, k + 1), zero=True)
     w = maps[4:6]  # the cropped masks are needed until the boundary maps exist; then these slots take matches
     w[..., :k] = words[:, :, rs, cs]
     if want_j:
         torch.bitwise_and(w[0], w[1], out=maps[0])
         torch.bitwise_or(w[0], w[1], out=maps[1])
     if want_f:
-        bnd = _bits.boundary(w, width, last_row, k - 1 if last_word else None, out=maps[2:4])
-        dil = _bits.dilate_disk(bnd, radius, guarded=True)
+        bnd = _bits.boundary(w, width, last_row, k - 1 if last_word else None, out=maps[2:4], ws=ws)
+        dil = _bits.dilate_disk(bnd, radius, guarded=True, ws=ws)
         torch.bitwise_and(bnd[0], dil[1], out=maps[4])  # predicted boundary pixels near the gt boundary
         torch.bitwise_and(bnd[1], dil[0], out=maps[5])  # gt boundary pixels near the predicted boundary
     else:
@@ -166,15 +182,16 @@ def jaccard_and_boundary(
         return (empty if want_j else None), (empty.clone() if want_f else None)
     chunk_words = _CHUNK_WORDS if p.device.type == "cpu" else _CHUNK_WORDS_GPU
     step = _chunk_frames(height, width, chunk_words)
-    packer = _bits.Packer(min(step, n_frames), height, width, p.device)
-    words = torch.empty((2, min(step, n_frames), height, _bits.n_words(width)), dtype=torch.int64, device=p.device)
+    ws = _workspace(p.device)
+    packer = _bits.Packer(min(step, n_frames), height, width, p.device, ws)
+    words = ws.get("words", (2, min(step, n_frames), height, _bits.n_words(width)))
     parts = []
     for start in range(0, n_frames, step):
         stop = min(n_frames, start + step)
         chunk = words[:, : stop - start]
         packer.pack(p[start:stop], out=chunk[0])
         packer.pack(g[start:stop], out=chunk[1])
-        parts.append(_jf_counts(chunk, width, radius, want_j, want_f))
+        parts.append(_jf_counts(chunk, width, radius, want_j, want_f, ws))
     counts = torch.cat(parts)
     j_out = _j_from_counts(counts[:, 0], counts[:, 1]) if want_j else None
     f_out = _f_from_counts(*counts[:, 2:].unbind(1)) if want_f else None
