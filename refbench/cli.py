@@ -94,8 +94,10 @@ def datasets_check(name: str, root: str | None, annotations_only: bool) -> None:
     card = dataset_card(name)
     from refbench.data.check import check_dataset
 
-    problems, found = check_dataset(card, root, require_media=not annotations_only)
+    problems, notes, found = check_dataset(card, root, require_media=not annotations_only)
     summary = ", ".join(f"{k} {v:,}" for k, v in found.items()) or "nothing"
+    for note in notes:
+        click.echo(note)
     if problems:
         for p in problems:
             click.echo(f"problem: {p}")

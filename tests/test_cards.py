@@ -75,3 +75,44 @@ def test_check_without_root_is_one_clear_error(monkeypatch):
     monkeypatch.delenv("REFBENCH_DATA", raising=False)
     r = CliRunner().invoke(main, ["datasets", "check", "mevis_val_u"])
     assert r.exit_code == 1 and "REFBENCH_DATA" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_every_card_loader_resolves():
+    from refbench.cards import import_ref
+
+    for card in dataset_cards().values():
+        cls = import_ref(card.loader)
+        assert callable(cls), card.name
+
+
+def _invoke(*args):
+    from click.testing import CliRunner
+
+    from refbench.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_datasets_check_on_real_charades(shared_data):
+    r = _invoke("datasets", "check", "charades_sta_test", "--root", str(shared_data / "charades_sta"))
+    assert r.exit_code == 0, r.output
+    assert "charades_sta_test: ok (videos 1,334, queries 3,720)" in r.output
+
+
+def test_datasets_check_reports_count_mismatch_and_faults(shared_data, tmp_path):
+    # the golden MeViS valid_u is a 15-expression excerpt: check must say it is not the official split
+    root = tmp_path / "mevis" / "valid_u"
+    root.mkdir(parents=True)
+    for name in ("meta_expressions.json", "mask_dict.json"):
+        (root / name).symlink_to(shared_data / "mevis_golden" / "valid_u" / name)
+    r = _invoke("datasets", "check", "mevis_val_u", "--root", str(tmp_path / "mevis"), "--annotations-only")
+    assert r.exit_code == 1
+    assert "15 expressions found, the official mevis_val_u has 793" in r.output
+    # a truncated Charades file: a malformed line and the count both reported, with the file named
+    bad = tmp_path / "charades"
+    bad.mkdir()
+    lines = (shared_data / "charades_sta" / "charades_sta_test.txt").read_text().splitlines()
+    (bad / "charades_sta_test.txt").write_text("\n".join(lines[:100] + ["garbage line"]) + "\n")
+    (bad / "Charades_v1_test.csv").symlink_to(shared_data / "charades_sta" / "Charades_v1_test.csv")
+    r = _invoke("datasets", "check", "charades_sta_test", "--root", str(bad))
+    assert r.exit_code == 1 and "charades_sta_test.txt" in r.output

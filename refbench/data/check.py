@@ -25,11 +25,14 @@ def found_counts(card: DatasetCard, samples: list) -> dict[str, int]:
 
 def check_dataset(
     card: DatasetCard, root: str | os.PathLike | None = None, require_media: bool = True
-) -> tuple[list[str], dict[str, int]]:
-    """Run the loader's checks and compare counts with the card. Returns (problems, found counts)."""
+) -> tuple[list[str], list[str], dict[str, int]]:
+    """Run the loader's checks and compare counts with the card.
+
+    Returns (problems, notes, found counts); notes are facts about the official data (a loader's lines
+    starting with 'note:'), not damage."""
     root_path = card.resolve_root(root)
     if not root_path.is_dir():
-        return [f"{root_path}: data root does not exist"], {}
+        return [f"{root_path}: data root does not exist"], [], {}
     loader = card.open(root_path)
     params = inspect.signature(loader.check).parameters
     kwargs = {}
@@ -37,12 +40,14 @@ def check_dataset(
         if name in params:
             kwargs[name] = require_media
     problems = list(loader.check(**kwargs))
+    notes = [p for p in problems if p.startswith("note:")]
+    problems = [p for p in problems if not p.startswith("note:")]
     try:
         samples = loader.samples()
     except (ValueError, OSError) as exc:
-        return problems + [str(exc)], {}
+        return problems + [str(exc)], notes, {}
     found = found_counts(card, samples)
     for key, want in (card.counts or {}).items():
         if key in found and found[key] != want:
             problems.append(f"{root_path}: {found[key]:,} {key} found, the official {card.name} has {want:,}")
-    return problems, {k: v for k, v in found.items() if not card.counts or k in card.counts}
+    return problems, notes, {k: v for k, v in found.items() if not card.counts or k in card.counts}
