@@ -1,0 +1,353 @@
+"""Score stored video mask predictions the way the official evaluators do (tasks ``refvos`` and ``vos``).
+
+Protocols (refbench ``PROTOCOLS.md``; the scorers live in :mod:`refbench.metrics`):
+
+* ``mevis`` -- henghuiding/MeViS ``tools/eval_mevis.py`` (commit 7c0620b9): per-expression J and F, dataset
+  means over expressions in meta order, printed as fractions (``scale="fraction"``). Also Ref-DAVIS17
+  convention B (VISA ``tools/eval_davis17.py``, alias ``refdavis_b``): the same on
+  :meth:`RefDavisLoader.pooled_samples` (videos sorted, exp ids sorted as strings).
+* ``revos`` -- cilinyan/VISA ``tools/eval_revos.py`` (commit ec158fde): J, F, A, R per expression, rounded
+  percent, referring / reasoning / overall table (``scale="percent"``). ``values="official"`` (default) keeps
+  the raw PNG values for A and R, ``"binary"`` maps non-zero to 1 first.
+* ``davis_semi`` / ``davis_unsup`` -- davisvideochallenge/davis2017-evaluation ``davis2017/evaluation.py``
+  (commit ac7c43f), printed as fractions. ``davis_unsup`` reads ``Annotations_unsupervised`` as the official
+  ``DAVIS(task='unsupervised')`` does.
+* ``refdavis_a`` (ReferFormer, DAVIS unsupervised per annotator set) is not implemented yet.
+
+Missing predictions (``missing``, see :data:`refbench.evaluate.result.MISSING_MODES`):
+
+* ``"error"`` (default): one :class:`PredictionError` listing the missing videos / expressions / frames,
+  raised before anything is scored.
+* ``"empty"``: every missing frame (of a missing video or expression: every frame) is an empty mask.
+* ``"official"``: MeViS -- a missing video folder scores J = F = 0 (``eval_mevis.py``); a missing expression
+  folder or frame has no official rule that keeps the expression (the worker dies and it silently drops out),
+  so it is filled empty. ReVOS -- any missing video, expression or frame scores [0, 0, 0, 0] (``eval_revos.py``
+  turns every exception into zeros). DAVIS -- the official code stops on a missing file, so: as ``"empty"``.
+
+Malformed predictions (wrong size, unreadable PNG, unknown ids, ids above the DAVIS limits) always raise.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Callable, Sequence, Union
+
+from refbench.data.base import DatasetError, PredictionError, VideoExpression
+from refbench.evaluate.result import MISSING_MODES, EvalResult
+from refbench.preds.masks import MaskSource, SampleStatus, open_mask_source
+
+PathLike = Union[str, Path]
+Progress = Callable[[int, int], None]
+
+PROTOCOLS = ("mevis", "refdavis_b", "revos", "davis_semi", "davis_unsup", "refdavis_a")
+
+REFERENCES: dict[str, dict[str, Any]] = {
+    "mevis": {"repo": "henghuiding/MeViS", "file": "tools/eval_mevis.py",
+              "commit": "7c0620b9dc0ab7802747957f221674f175c8a47b"},
+    "refdavis_b": {"repo": "cilinyan/VISA", "file": "tools/eval_davis17.py",
+                   "commit": "ec158fde9cdf87f702399c73618aa0f1127062e9"},
+    "revos": {"repo": "cilinyan/VISA", "file": "tools/eval_revos.py",
+              "commit": "ec158fde9cdf87f702399c73618aa0f1127062e9"},
+    "davis_semi": {"repo": "davisvideochallenge/davis2017-evaluation", "file": "davis2017/evaluation.py",
+                   "commit": "ac7c43fca936f9722837b7fbd337d284ba37004b"},
+    "davis_unsup": {"repo": "davisvideochallenge/davis2017-evaluation", "file": "davis2017/evaluation.py",
+                    "commit": "ac7c43fca936f9722837b7fbd337d284ba37004b"},
+}
+
+_REVOS_CATEGORIES = (("referring", "referring"), ("reason", "reasoning"), ("overall", "overall"))
+
+
+def _reference(card: Any, protocol: str) -> dict[str, Any]:
+    if card is not None and getattr(card, "protocol", None) == protocol and getattr(card, "reference", None):
+        return dict(card.reference)
+    return dict(REFERENCES.get(protocol, {}))
+
+
+def _run(items: Sequence[Any], fn: Callable[[Any], Any], progress: Progress | None, workers: int | None) -> list[Any]:
+    """``[fn(x) for x in items]`` on a thread pool (torch and PIL release the GIL); the first item runs
+    alone so that loaders fill their caches once. The first exception is re-raised, the rest cancelled."""
+    n = len(items)
+    out: list[Any] = [None] * n
+    if n == 0:
+        return out
+    out[0] = fn(items[0])
+    done = 1
+    if progress:
+        progress(done, n)
+    n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
+    if n_workers <= 1 or n == 1:
+        for i in range(1, n):
+            out[i] = fn(items[i])
+            if progress:
+                progress(i + 1, n)
+        return out
+    lock = threading.Lock()
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        futures = {pool.submit(fn, items[i]): i for i in range(1, n)}
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in finished:
+                exc = fut.exception()
+                if exc is not None:
+                    for p in pending:
+                        p.cancel()
+                    raise exc
+                out[futures[fut]] = fut.result()
+                with lock:
+                    done += 1
+                    if progress:
+                        progress(done, n)
+    return out
+
+
+def _missing_gate(source: MaskSource, samples: Sequence[Any], pred_path: PathLike, missing: str) -> dict[str, Any]:
+    report = source.missing_report(samples)
+    if missing == "error" and not report.empty:
+        first = ""
+        if report.frames:
+            key, frames = next(iter(report.frames.items()))
+            s = next(x for x in samples if getattr(x, "key", x.video) == key)
+            first = f"; first missing file: {source.describe(s.video, getattr(s, 'exp_id', None), frames[0])}"
+        raise PredictionError(
+            f"{pred_path}: predictions missing: {report.summary()}{first} (pass missing='empty' or 'official' "
+            "to score them)"
+        )
+    return {"videos": report.videos, "expressions": report.expressions, "frames": report.frames}
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-expression protocols: MeViS (and Ref-DAVIS17 B), ReVOS
+# ----------------------------------------------------------------------------------------------
+
+
+def _expression_samples(loader: Any, protocol: str) -> list[VideoExpression]:
+    pooled = getattr(loader, "pooled_samples", None)
+    if protocol in ("mevis", "refdavis_b") and callable(pooled):
+        return pooled()
+    return loader.samples()
+
+
+def _evaluate_expressions(
+    protocol: str, loader: Any, pred_path: PathLike, missing: str, device: str, values: str,
+    progress: Progress | None, workers: int | None,
+) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, int], dict[str, Any], str]:
+    from refbench.metrics.mevis import MevisMeter, expression_jf
+    from refbench.metrics.revos import RevosMeter, expression_jfar, round_expression
+
+    is_revos = protocol == "revos"
+    if is_revos and not callable(getattr(loader, "foreground_masks", None)):
+        raise DatasetError(f"protocol 'revos' needs a loader with foreground masks (RevosLoader), got "
+                           f"{type(loader).__name__}")
+    samples = _expression_samples(loader, protocol)
+    if not samples:
+        raise DatasetError(f"{type(loader).__name__}: the dataset lists no expressions")
+    keys = {s.key: (s.video, s.exp_id) for s in samples}
+    known: dict[str, set[str]] = {}
+    for s in samples:
+        known.setdefault(s.video, set()).add(s.exp_id)
+
+    with open_mask_source(pred_path, "expression", "grey", keys) as source:
+        source.check_known(known)
+        missing_info = _missing_gate(source, samples, pred_path, missing)
+
+        def score(s: VideoExpression) -> tuple[str, SampleStatus, Any]:
+            st = source.status(s.video, s.exp_id, s.frames)
+            if not st.complete and missing == "official":
+                if is_revos or not st.video_present:
+                    return "official", st, None
+            gt = loader.gt_masks(s)
+            pred = source.read(s.video, s.exp_id, s.frames, gt.shape[1:], fill_missing=not st.complete)
+            name = f"{pred_path}: {s.key}"
+            if is_revos:
+                fg = loader.foreground_masks(s.video)
+                res = expression_jfar(pred, gt, fg, values=values, device=device, name=name)
+            else:
+                res = expression_jf(pred, gt, device=device, name=name)
+            return ("scored" if st.complete else "filled"), st, res
+
+        results = _run(samples, score, progress, workers)
+
+    counts = {"samples": len(samples), "scored": 0, "missing": 0, "filled": 0, "official": 0}
+    meter: Any = RevosMeter(values) if is_revos else MevisMeter()
+    for s, (how, st, res) in zip(samples, results):
+        counts[how] += 1
+        if how != "scored":
+            counts["missing"] += 1
+        if is_revos:
+            if how == "official":
+                meter.add_failure(s.key, type_id=s.type_id if s.type_id is not None else -1)
+            else:
+                meter.add(s.key, res.J, res.F, res.A, res.R, type_id=s.type_id if s.type_id is not None else -1)
+        elif how == "official":
+            meter.add_missing_video(s.key)
+        else:
+            meter.add(s.key, res.J, res.F)
+    order = [s.key for s in samples]
+    scores = meter.compute(order)
+    rows: list[dict[str, Any]] = []
+    details: dict[str, Any] = {"missing": missing_info}
+    if is_revos:
+        for s, (how, _st, _res) in zip(samples, results):
+            r = scores.per_expression_rounded[s.key]
+            rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "J": r["J"], "F": r["F"],
+                         "J&F": r["JF"], "A": r["A"], "R": r["R"], "type_id": s.type_id, "status": how,
+                         "raw_jfar": list(scores.per_expression_raw[s.key])})
+        metrics: dict[str, float] = {}
+        overall = scores.summary["overall"]
+        for name, src in (("J", "J"), ("F", "F"), ("J&F", "JF"), ("A", "A"), ("R", "R")):
+            metrics[name] = overall[src]
+        for cat, label in _REVOS_CATEGORIES:
+            for name, src in (("J", "J"), ("F", "F"), ("J&F", "JF"), ("A", "A"), ("R", "R")):
+                metrics[f"{name} ({label})"] = scores.summary[cat][src]
+        details["summary"] = {c: dict(v) for c, v in scores.summary.items()}
+        details["failures"] = [str(k) for k in scores.failures]
+        details["values"] = values
+        return metrics, rows, counts, details, "percent"
+    for s, (how, _st, _res) in zip(samples, results):
+        j, f = scores.per_expression[s.key]
+        rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "J": j, "F": f, "J&F": (j + f) / 2,
+                     "status": how})
+    details["missing_videos"] = [str(k) for k in scores.missing_videos]
+    return {"J": scores.J, "F": scores.F, "J&F": scores.JF}, rows, counts, details, "fraction"
+
+
+# ----------------------------------------------------------------------------------------------
+# DAVIS semi-supervised / unsupervised
+# ----------------------------------------------------------------------------------------------
+
+
+def _unsupervised_loader(loader: Any) -> Any:
+    """The official unsupervised task reads ``Annotations_unsupervised``; switch a DavisLoader to it."""
+    from refbench.data.davis import DavisLoader
+
+    if not isinstance(loader, DavisLoader) or "Annotations_unsupervised" in loader.annotations_dir.parts:
+        return loader
+    alt = DavisLoader(loader.root, split=loader.split, resolution=loader.resolution, year=loader.year,
+                      annotations="Annotations_unsupervised")
+    if not alt.annotations_dir.is_dir():
+        raise DatasetError(f"{alt.annotations_dir}: the unsupervised ground truth folder is missing (davis2017 "
+                           "reads Annotations_unsupervised for task='unsupervised')")
+    return alt
+
+
+def _evaluate_davis(
+    protocol: str, loader: Any, pred_path: PathLike, missing: str, device: str,
+    progress: Progress | None, workers: int | None,
+) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, int], dict[str, Any], str]:
+    from refbench.metrics.davis import DavisResult, evaluate_semi_supervised, evaluate_unsupervised
+
+    if protocol == "davis_unsup":
+        loader = _unsupervised_loader(loader)
+    samples = loader.samples()
+    if not samples:
+        raise DatasetError(f"{type(loader).__name__}: the dataset lists no sequences")
+    with open_mask_source(pred_path, "sequence", "index") as source:
+        source.check_known({s.video: None for s in samples})
+        missing_info = _missing_gate(source, samples, pred_path, missing)
+
+        def score(seq: Any) -> tuple[str, Any]:
+            st = source.status(seq.video, None, seq.frames)
+            gt = loader.gt_masks(seq)
+            pred = source.read(seq.video, None, seq.frames, gt.shape[1:], fill_missing=not st.complete)
+            try:
+                if protocol == "davis_semi":
+                    res = evaluate_semi_supervised(gt, pred, sequence=seq.video, device=device)
+                else:
+                    res = evaluate_unsupervised(gt, pred, sequence=seq.video, device=device)
+            except ValueError as exc:
+                raise PredictionError(f"{pred_path}: {exc}") from exc
+            return ("scored" if st.complete else "filled"), res
+
+        results = _run(samples, score, progress, workers)
+
+    counts = {"samples": len(samples), "scored": 0, "missing": 0, "filled": 0, "official": 0}
+    acc = DavisResult()
+    for how, res in results:
+        counts[how] += 1
+        if how != "scored":
+            counts["missing"] += 1
+        acc.add(res)
+    order = [s.video for s in samples]
+    table = acc.global_table(order)
+    rows: list[dict[str, Any]] = []
+    for o in acc.objects(order):
+        row = o.row()
+        rows.append({"key": o.name, "video": o.sequence, "object": o.name, "gt_object": o.gt_object,
+                     "proposal": o.proposal, "J": row["J-Mean"], "F": row["F-Mean"],
+                     "J&F": (row["J-Mean"] + row["F-Mean"]) / 2, **row})
+    counts["objects"] = len(rows)
+    metrics = {"J": table["J-Mean"], "F": table["F-Mean"], "J&F": table["J&F-Mean"]}
+    metrics.update({k: v for k, v in table.items() if k not in ("J-Mean", "F-Mean", "J&F-Mean")})
+    details = {"global": table, "missing": missing_info,
+               "task": "semi-supervised" if protocol == "davis_semi" else "unsupervised"}
+    return metrics, rows, counts, details, "fraction"
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry point
+# ----------------------------------------------------------------------------------------------
+
+
+def evaluate_video(
+    card: Any,
+    loader: Any,
+    pred_path: PathLike,
+    protocol: str | None = None,
+    missing: str = "error",
+    device: str = "cpu",
+    values: str | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> EvalResult:
+    """Score the video mask predictions at ``pred_path`` against ``loader``'s ground truth.
+
+    card: the :class:`refbench.cards.DatasetCard` (task ``refvos`` or ``vos``; gives the default protocol and
+        the reference), or None when ``protocol`` is given.
+    loader: the card's opened loader (``MevisLoader``, ``RevosLoader``, ``RefDavisLoader``, ``DavisLoader``).
+    pred_path: a folder, ``.zip`` or (per-expression protocols) RLE ``.json``; see :mod:`refbench.preds.masks`.
+    protocol: one of :data:`PROTOCOLS` (default: the card's).
+    missing: ``"error"``, ``"empty"`` or ``"official"`` (module doc).
+    device: torch device for J and F. values: ReVOS value semantics, ``"official"`` (default) or ``"binary"``.
+    progress: optional ``callable(n_done, n_total)``; workers: threads (default min(8, CPUs)).
+    Returns an :class:`EvalResult` whose ``scale`` is what the official script prints.
+    """
+    if card is not None and getattr(card, "task", None) not in ("refvos", "vos"):
+        raise ValueError(f"evaluate_video scores tasks 'refvos' and 'vos'; card {getattr(card, 'name', card)!r} "
+                         f"has task {getattr(card, 'task', None)!r}")
+    if protocol is None:
+        if card is None:
+            raise ValueError("evaluate_video: give a card or a protocol")
+        protocol = card.protocol
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown video protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+    if missing not in MISSING_MODES:
+        raise ValueError(f"unknown missing mode {missing!r}; expected one of {', '.join(MISSING_MODES)}")
+    if protocol == "refdavis_a":
+        raise NotImplementedError(
+            "Ref-DAVIS17 convention A (ReferFormer: DAVIS unsupervised per annotator set) is not implemented yet; "
+            "use protocol='refdavis_b' (or 'mevis') for the VISA/Sa2VA per-expression convention"
+        )
+    if protocol == "revos":
+        values = values or "official"
+        if values not in ("official", "binary"):
+            raise ValueError(f"unknown ReVOS value semantics {values!r}; expected 'official' or 'binary'")
+    elif values is not None:
+        raise ValueError(f"values={values!r} applies to protocol 'revos' only")
+
+    if protocol in ("davis_semi", "davis_unsup"):
+        metrics, rows, counts, details, scale = _evaluate_davis(protocol, loader, pred_path, missing, device,
+                                                               progress, workers)
+    else:
+        metrics, rows, counts, details, scale = _evaluate_expressions(protocol, loader, pred_path, missing, device,
+                                                                     values or "", progress, workers)
+    details["missing_mode"] = missing
+    details["predictions"] = str(pred_path)
+    return EvalResult(protocol=protocol, metrics=metrics, per_sample=rows, counts=counts, scale=scale,
+                      reference=_reference(card, protocol), details=details)
+
+
+__all__ = ["PROTOCOLS", "REFERENCES", "evaluate_video"]

@@ -1,0 +1,509 @@
+"""Video mask predictions: PNG folders, zips of them, and RLE JSON files, read lazily per sample.
+
+Accepted shapes (``open_mask_source`` picks the reader from the path):
+
+* **PNG folder, expression layout** (MeViS / ReVOS / Ref-DAVIS17 convention B submissions;
+  henghuiding/MeViS ``tools/eval_mevis.py`` and cilinyan/VISA ``tools/eval_revos.py`` read
+  ``<pred>/<video>/<exp_id>/<frame>.png``): one grey PNG per listed frame, read as the official scripts read
+  it (``cv2.imread(p, cv2.IMREAD_GRAYSCALE)``): an ``'L'`` PNG as is, other modes converted to grey; any
+  non-zero value is foreground for J and F, the raw values are kept for ReVOS's A and R. Nested video names
+  (ReVOS ``UVO/all/<id>``) are nested folders. A single top folder ``Annotations/`` (the Ref-YouTube-VOS
+  submission zip) is stepped into.
+* **PNG folder, sequence layout** (DAVIS-2017 / MOSE; davis2017-evaluation ``davis2017/results.py``
+  ``Results._read_mask``: ``np.array(Image.open(p))``): ``<pred>/<seq>/<frame>.png`` palette PNGs read as
+  palette **indices**, never colours (an RGB PNG is refused).
+* **Zip** of either layout: members are read directly with :mod:`zipfile` (nothing is extracted); a member
+  whose name has a ``..`` component, is absolute or holds a backslash is refused.
+* **RLE JSON** (Sa2VA-style; expression layout only): ``{"<video>": {"<exp_id>": [RLE or null per frame]}}``
+  or flat ``{"<video>_<exp_id>": [...]}``; each RLE is COCO ``{"size": [H, W], "counts": str}`` (a list of
+  ints as ``counts`` is taken as an uncompressed RLE); ``null`` is an empty mask for that frame. The list is
+  aligned with the dataset's frames for that expression and must have exactly that length. Decoded masks are
+  0/1 (so ReVOS's A and R see binary values, the ``expected_binary.json`` case).
+
+Every problem raises :class:`refbench.data.base.PredictionError` naming the file (and zip member): a wrong
+frame size, an unreadable PNG, malformed JSON, ids that are not in the dataset, unsafe path components.
+What is *missing* (a whole video, an expression, single frames) is reported by :meth:`MaskSource.status`
+and :meth:`MaskSource.missing_report`; the evaluator decides what a missing prediction means.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence, Union
+
+import numpy as np
+
+from refbench.data.base import PredictionError, safe_component
+
+PathLike = Union[str, Path]
+
+#: ``"expression"``: ``<video>/<exp_id>/<frame>.png``; ``"sequence"``: ``<seq>/<frame>.png`` (DAVIS).
+LAYOUTS = ("expression", "sequence")
+_IGNORED_TOP = ("__MACOSX",)
+
+
+@dataclass(frozen=True)
+class SampleStatus:
+    """What a source holds for one sample: whether its video / expression exist and which frames lack."""
+
+    video_present: bool
+    expression_present: bool
+    missing_frames: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return self.video_present and self.expression_present and not self.missing_frames
+
+
+@dataclass
+class MissingReport:
+    """Missing predictions over a list of samples.
+
+    videos: videos with nothing predicted; expressions: sample keys whose expression is absent while the
+    video exists; frames: ``{sample key: [frame names]}`` for partially predicted samples.
+    """
+
+    videos: list[str] = field(default_factory=list)
+    expressions: list[str] = field(default_factory=list)
+    frames: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.videos or self.expressions or self.frames)
+
+    def summary(self, limit: int = 5) -> str:
+        """One line: counts and the first few names of each kind."""
+        parts = []
+        if self.videos:
+            parts.append(f"{len(self.videos)} video(s) missing: {', '.join(self.videos[:limit])}"
+                         + (" ..." if len(self.videos) > limit else ""))
+        if self.expressions:
+            parts.append(f"{len(self.expressions)} expression(s) missing: {', '.join(self.expressions[:limit])}"
+                         + (" ..." if len(self.expressions) > limit else ""))
+        if self.frames:
+            n = sum(len(v) for v in self.frames.values())
+            ex = [f"{k}/{v[0]}" for k, v in list(self.frames.items())[:limit]]
+            parts.append(f"{n} frame(s) missing in {len(self.frames)} sample(s), e.g. {', '.join(ex)}")
+        return "; ".join(parts) if parts else "nothing missing"
+
+
+def _check_video_name(video: str, source: PathLike) -> str:
+    """Video names may be nested (ReVOS ``UVO/all/<id>``); each component must be a safe name."""
+    if not isinstance(video, str) or not video or video.startswith("/"):
+        raise PredictionError(f"{source}: video {video!r} is not a valid name")
+    for part in video.split("/"):
+        safe_component(part, "video name component", source)
+    return video
+
+
+def _grey(im: Any, where: str) -> np.ndarray:
+    """A PIL image as the (H, W) uint8 grey values ``cv2.IMREAD_GRAYSCALE`` gives for 8-bit PNGs."""
+    if im.mode == "L":
+        return np.array(im, dtype=np.uint8)
+    if im.mode in ("P", "1", "RGB", "RGBA", "LA", "PA"):
+        return np.array(im.convert("L"), dtype=np.uint8)
+    raise PredictionError(f"{where}: unsupported PNG mode {im.mode!r} (expected an 8-bit grey, palette or RGB PNG)")
+
+
+def _indices(im: Any, where: str) -> np.ndarray:
+    """Palette indices of a 'P' PNG (or the values of an 'L' / '1' PNG), as davis2017 reads them."""
+    if im.mode not in ("P", "L", "1"):
+        raise PredictionError(
+            f"{where}: DAVIS predictions must be indexed ('P') or grey ('L') PNGs holding object ids, found mode "
+            f"{im.mode!r} (colours are not read as ids)"
+        )
+    arr = np.array(im)
+    return arr.astype(np.uint8, copy=False)
+
+
+def decode_png(data: bytes, where: str, values: str = "grey") -> np.ndarray:
+    """Decode PNG bytes to (H, W) uint8; ``values``: ``"grey"`` (MeViS/ReVOS) or ``"index"`` (DAVIS)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.format != "PNG":
+                raise PredictionError(f"{where}: not a PNG file (format {im.format})")
+            im.load()
+            arr = _indices(im, where) if values == "index" else _grey(im, where)
+    except PredictionError:
+        raise
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise PredictionError(f"{where}: cannot read PNG ({exc})") from exc
+    if arr.ndim != 2:
+        raise PredictionError(f"{where}: expected a single-channel PNG, got shape {arr.shape}")
+    return arr
+
+
+def _decode_rle(rle: Any, where: str) -> np.ndarray:
+    from pycocotools import mask as mask_utils
+
+    if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
+        raise PredictionError(f"{where}: not null and not a COCO RLE with 'size' and 'counts'")
+    try:
+        h, w = (int(v) for v in rle["size"])
+        counts = rle["counts"]
+        if isinstance(counts, list):
+            obj = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+        elif isinstance(counts, (str, bytes)):
+            obj = {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+        else:
+            raise TypeError("'counts' must be a string or a list of ints")
+        m = mask_utils.decode(obj)
+    except PredictionError:
+        raise
+    except Exception as exc:  # pycocotools raises assorted errors on corrupt input
+        raise PredictionError(f"{where}: cannot decode RLE ({exc})") from exc
+    if m.ndim == 3:
+        m = m[..., 0]
+    return np.ascontiguousarray(m, dtype=np.uint8)
+
+
+class MaskSource(ABC):
+    """Per-sample reader of predicted masks (see the module doc for the formats).
+
+    ``video`` is the dataset's video (or DAVIS sequence) name; ``exp_id`` the expression id, or None in the
+    sequence layout.
+    """
+
+    path: Path
+    layout: str
+
+    @abstractmethod
+    def status(self, video: str, exp_id: str | None, frames: Sequence[str]) -> SampleStatus:
+        """What is present for one sample (listing only; nothing is decoded)."""
+
+    @abstractmethod
+    def read(
+        self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
+    ) -> np.ndarray:
+        """(T, H, W) uint8 masks of ``frames``; a missing frame raises unless ``fill_missing`` (zeros)."""
+
+    @abstractmethod
+    def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
+        """Raise PredictionError if the source holds videos / expressions not in ``known``
+        (``{video: exp_ids}``; ``None`` as exp_ids in the sequence layout)."""
+
+    def missing_report(self, samples: Iterable[Any]) -> MissingReport:
+        """Missing videos, expressions and frames over ``samples`` (objects with ``video``, ``frames`` and,
+        in the expression layout, ``exp_id`` and ``key``)."""
+        rep = MissingReport()
+        seen_videos: set[str] = set()
+        for s in samples:
+            exp_id = getattr(s, "exp_id", None) if self.layout == "expression" else None
+            key = getattr(s, "key", s.video) if exp_id is not None else s.video
+            st = self.status(s.video, exp_id, s.frames)
+            if not st.video_present:
+                if s.video not in seen_videos:
+                    rep.videos.append(s.video)
+                    seen_videos.add(s.video)
+            elif not st.expression_present:
+                rep.expressions.append(key)
+            elif st.missing_frames:
+                rep.frames[key] = list(st.missing_frames)
+        return rep
+
+    def describe(self, video: str, exp_id: str | None, frame: str) -> str:
+        """Where the prediction of one frame is (or would be) stored, for messages."""
+        return f"{self.path}: {video}/{exp_id}/{frame}" if exp_id is not None else f"{self.path}: {video}/{frame}"
+
+    def close(self) -> None:
+        """Release open files (zips)."""
+
+    def __enter__(self) -> "MaskSource":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# PNG trees: a folder or a zip
+# ----------------------------------------------------------------------------------------------
+
+
+class _PngTree(MaskSource):
+    """Common part of folder and zip: a listing of relative PNG paths below a base prefix."""
+
+    def __init__(self, path: Path, layout: str, values: str) -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+        self.path = path
+        self.layout = layout
+        self.values = values
+        files = self._list()  # relative POSIX paths of every file
+        tops = {f.split("/", 1)[0] for f in files if "/" in f and f.split("/", 1)[0] not in _IGNORED_TOP}
+        self.base = "Annotations/" if tops == {"Annotations"} else ""
+        self._pngs: set[str] = {
+            f[len(self.base):] for f in files if f.startswith(self.base) and f.lower().endswith(".png")
+            and f.split("/", 1)[0] not in _IGNORED_TOP
+        }
+        self._dirs: set[str] = set()
+        for f in self._pngs:
+            parts = f.split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                self._dirs.add("/".join(parts[:i]))
+
+    @abstractmethod
+    def _list(self) -> list[str]: ...
+
+    @abstractmethod
+    def _read_bytes(self, rel: str) -> bytes: ...
+
+    @abstractmethod
+    def _where(self, rel: str) -> str: ...
+
+    def _folder(self, video: str, exp_id: str | None) -> str:
+        _check_video_name(video, self.path)
+        if self.layout == "expression":
+            if exp_id is None:
+                raise ValueError("the expression layout needs an exp_id")
+            return f"{video}/{safe_component(exp_id, 'expression id', self.path)}"
+        return video
+
+    def status(self, video: str, exp_id: str | None, frames: Sequence[str]) -> SampleStatus:
+        folder = self._folder(video, exp_id)
+        if video not in self._dirs:
+            return SampleStatus(False, False, tuple(frames))
+        if folder not in self._dirs:
+            return SampleStatus(True, False, tuple(frames))
+        missing = tuple(f for f in frames if f"{folder}/{safe_component(f, 'frame name', self.path)}.png" not in self._pngs)
+        return SampleStatus(True, True, missing)
+
+    def read(
+        self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
+    ) -> np.ndarray:
+        folder = self._folder(video, exp_id)
+        out = np.zeros((len(frames), *size), dtype=np.uint8)
+        for t, frame in enumerate(frames):
+            rel = f"{folder}/{safe_component(frame, 'frame name', self.path)}.png"
+            if rel not in self._pngs:
+                if fill_missing:
+                    continue
+                raise PredictionError(f"{self._where(rel)}: prediction PNG missing")
+            where = self._where(rel)
+            arr = decode_png(self._read_bytes(rel), where, self.values)
+            if arr.shape != tuple(size):
+                raise PredictionError(f"{where}: PNG is {arr.shape[0]}x{arr.shape[1]} (HxW), the ground truth is "
+                                      f"{size[0]}x{size[1]}")
+            out[t] = arr
+        return out
+
+    def describe(self, video: str, exp_id: str | None, frame: str) -> str:
+        return self._where(f"{self._folder(video, exp_id)}/{safe_component(frame, 'frame name', self.path)}.png")
+
+    def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
+        if self.layout == "expression":
+            allowed = {f"{v}/{e}" for v, exps in known.items() for e in (exps or ())}
+        else:
+            allowed = set(known)
+        bad = sorted(f for f in self._pngs if f.rsplit("/", 1)[0] not in allowed or "/" not in f)
+        if bad:
+            what = "<video>/<exp_id>" if self.layout == "expression" else "<sequence>"
+            raise PredictionError(
+                f"{self._where(bad[0])}: not under a {what} folder of the dataset ({len(bad)} such PNG file(s); "
+                "unknown video or expression id, or a different folder layout)"
+            )
+
+
+class PngFolderSource(_PngTree):
+    """PNGs below a folder: ``<video>/<exp_id>/<frame>.png`` or ``<seq>/<frame>.png``."""
+
+    def __init__(self, path: PathLike, layout: str = "expression", values: str = "grey") -> None:
+        path = Path(path)
+        if not path.is_dir():
+            raise PredictionError(f"{path}: prediction folder not found")
+        super().__init__(path, layout, values)
+
+    def _list(self) -> list[str]:
+        out = []
+        for dirpath, _dirs, files in os.walk(self.path, followlinks=True):
+            rel = Path(dirpath).relative_to(self.path).as_posix()
+            prefix = "" if rel == "." else rel + "/"
+            out.extend(prefix + f for f in files)
+        return out
+
+    def _read_bytes(self, rel: str) -> bytes:
+        p = self.path / (self.base + rel)
+        try:
+            return p.read_bytes()
+        except OSError as exc:
+            raise PredictionError(f"{p}: cannot read ({exc})") from exc
+
+    def _where(self, rel: str) -> str:
+        return str(self.path / (self.base + rel))
+
+
+class PngZipSource(_PngTree):
+    """The same layouts inside a .zip, read member by member (never extracted)."""
+
+    def __init__(self, path: PathLike, layout: str = "expression", values: str = "grey") -> None:
+        path = Path(path)
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise PredictionError(f"{path}: cannot open zip ({exc})") from exc
+        try:
+            super().__init__(path, layout, values)
+        except BaseException:
+            self._zip.close()
+            raise
+
+    def _list(self) -> list[str]:
+        out = []
+        for name in self._zip.namelist():
+            parts = name.split("/")
+            if (
+                "\\" in name
+                or name.startswith("/")
+                or (len(name) > 1 and name[1] == ":")
+                or "\x00" in name
+                or any(p in ("..",) for p in parts)
+            ):
+                raise PredictionError(f"{self.path}: unsafe zip member {name!r} ('..', absolute path or backslash)")
+            if not name.endswith("/"):
+                out.append("/".join(p for p in parts if p not in ("", ".")))
+        return out
+
+    def _read_bytes(self, rel: str) -> bytes:
+        member = self.base + rel
+        try:
+            return self._zip.read(member)
+        except (KeyError, OSError, zipfile.BadZipFile, RuntimeError) as exc:
+            raise PredictionError(f"{self.path}:{member}: cannot read zip member ({exc})") from exc
+
+    def _where(self, rel: str) -> str:
+        return f"{self.path}:{self.base + rel}"
+
+    def close(self) -> None:
+        self._zip.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# RLE JSON
+# ----------------------------------------------------------------------------------------------
+
+
+class RleJsonSource(MaskSource):
+    """Sa2VA-style RLE JSON (module doc): nested ``{video: {exp_id: [...]}}`` or flat ``{"<video>_<exp_id>": [...]}``.
+
+    ``keys``: the dataset's ``{sample key: (video, exp_id)}``, needed to resolve the flat form (video names
+    may contain ``_``).
+    """
+
+    layout = "expression"
+
+    def __init__(self, path: PathLike, keys: Mapping[str, tuple[str, str]]) -> None:
+        self.path = Path(path)
+        try:
+            with self.path.open("r", encoding="utf-8") as fh:
+                doc = json.load(fh)
+        except FileNotFoundError as exc:
+            raise PredictionError(f"{self.path}: prediction file not found") from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PredictionError(f"{self.path}: not valid JSON ({exc})") from exc
+        if not isinstance(doc, dict) or not doc:
+            raise PredictionError(f"{self.path}: expected a non-empty object {{video: {{exp_id: [RLE|null]}}}} "
+                                  "or {\"<video>_<exp_id>\": [RLE|null]}")
+        self._entries: dict[tuple[str, str], list] = {}
+        if all(isinstance(v, dict) for v in doc.values()):
+            for video, exps in doc.items():
+                _check_video_name(video, self.path)
+                for exp_id, rles in exps.items():
+                    safe_component(str(exp_id), "expression id", self.path)
+                    self._put((video, str(exp_id)), rles)
+        elif all(isinstance(v, list) for v in doc.values()):
+            for key, rles in doc.items():
+                if key not in keys:
+                    raise PredictionError(f"{self.path}: key {key!r} is not a <video>_<exp_id> of the dataset")
+                self._put(keys[key], rles)
+        else:
+            raise PredictionError(f"{self.path}: mixes the nested {{video: {{exp_id: [...]}}}} and flat "
+                                  "{\"<video>_<exp_id>\": [...]} forms, or has values that are neither")
+        self._videos = {v for v, _ in self._entries}
+
+    def _put(self, ident: tuple[str, str], rles: Any) -> None:
+        if not isinstance(rles, list):
+            raise PredictionError(f"{self.path}: {ident[0]}/{ident[1]} is not a list of RLE or null per frame")
+        self._entries[ident] = rles
+
+    def status(self, video: str, exp_id: str | None, frames: Sequence[str]) -> SampleStatus:
+        if video not in self._videos:
+            return SampleStatus(False, False, tuple(frames))
+        if (video, exp_id) not in self._entries:
+            return SampleStatus(True, False, tuple(frames))
+        return SampleStatus(True, True, ())
+
+    def read(
+        self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
+    ) -> np.ndarray:
+        rles = self._entries.get((video, exp_id))  # type: ignore[arg-type]
+        out = np.zeros((len(frames), *size), dtype=np.uint8)
+        if rles is None:
+            if fill_missing:
+                return out
+            raise PredictionError(f"{self.path}: no prediction for {video}/{exp_id}")
+        if len(rles) != len(frames):
+            raise PredictionError(f"{self.path}: {video}/{exp_id} has {len(rles)} RLE entries, the dataset "
+                                  f"{len(frames)} frames")
+        for t, rle in enumerate(rles):
+            if rle is None:
+                continue
+            where = f"{self.path}: {video}/{exp_id} frame {t} ({frames[t]})"
+            m = _decode_rle(rle, where)
+            if m.shape != tuple(size):
+                raise PredictionError(f"{where}: RLE is {m.shape[0]}x{m.shape[1]} (HxW), the ground truth is "
+                                      f"{size[0]}x{size[1]}")
+            out[t] = m
+        return out
+
+    def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
+        sets = {v: set(e or ()) for v, e in known.items()}
+        for video, exp_id in self._entries:
+            if video not in sets:
+                raise PredictionError(f"{self.path}: video {video!r} is not in the dataset")
+            if exp_id not in sets[video]:
+                raise PredictionError(f"{self.path}: expression {video}/{exp_id} is not in the dataset")
+
+
+def open_mask_source(
+    path: PathLike,
+    layout: str = "expression",
+    values: str = "grey",
+    keys: Mapping[str, tuple[str, str]] | None = None,
+) -> MaskSource:
+    """Open a prediction folder, ``.zip`` or ``.json`` (module doc). ``layout``: ``"expression"`` or
+    ``"sequence"``; ``values``: ``"grey"`` or ``"index"`` for PNGs; ``keys``: ``{"<video>_<exp_id>":
+    (video, exp_id)}`` of the dataset, used by the flat RLE JSON form."""
+    path = Path(path)
+    if path.is_dir():
+        return PngFolderSource(path, layout, values)
+    if not path.exists():
+        raise PredictionError(f"{path}: predictions not found")
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        return PngZipSource(path, layout, values)
+    if suffix == ".json":
+        if layout != "expression":
+            raise PredictionError(f"{path}: RLE JSON predictions are supported for per-expression datasets only")
+        return RleJsonSource(path, keys or {})
+    raise PredictionError(f"{path}: expected a folder of PNGs, a .zip or an RLE .json")
+
+
+__all__ = [
+    "LAYOUTS",
+    "MaskSource",
+    "MissingReport",
+    "PngFolderSource",
+    "PngZipSource",
+    "RleJsonSource",
+    "SampleStatus",
+    "decode_png",
+    "open_mask_source",
+]
