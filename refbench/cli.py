@@ -63,6 +63,41 @@ def demo_cmd(device: str, json_out: str | None, seed: int) -> None:
         click.echo(f"summary written to {json_out}")
 
 
+@main.command("eval")
+@click.option("--dataset", required=True, help="Dataset card name (refbench datasets list).")
+@click.option("--pred", required=True, type=click.Path(exists=True), help="Predictions: PNG folder, zip or JSON.")
+@click.option("--root", type=click.Path(file_okay=False), help="Data root (default: $REFBENCH_DATA/<card default>).")
+@click.option("--protocol", help="Protocol name (default: the card's).")
+@click.option("--missing", type=click.Choice(["error", "empty", "official"]), default="error", show_default=True,
+              help="A missing prediction: an error, an empty mask / failed span, or the official script's rule.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the summary JSON here.")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="Write the per-sample CSV here.")
+@click.option("--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1).")
+@click.option("--values", type=click.Choice(["official", "binary"]),
+              help="ReVOS: A and R on the raw PNG values (official) or on 0/1 masks.")
+@click.option("--parse-style", type=click.Choice(["lmms-eval", "timechat", "vtimellm"]),
+              help="Grounding: how free-text answers are parsed (default lmms-eval).")
+@click.option("--subset", type=click.Choice(["all", "predicted"]),
+              help="Grounding: score all queries (default) or only those in the prediction file (e.g. TimeChat's 500).")
+@click.option("--unknown", type=click.Choice(["error", "ignore"]),
+              help="RES: predictions for ids outside the split are an error (default) or ignored and counted.")
+@_fail_cleanly
+def eval_cmd(dataset, pred, root, protocol, missing, json_out, csv_out, device, values, parse_style, subset, unknown) -> None:
+    """Score existing predictions exactly as the dataset's official evaluator would."""
+    from refbench.evaluate.run import evaluate, format_table, write_csv, write_json
+
+    given = {"values": values, "parse_style": parse_style, "subset": subset, "unknown": unknown}
+    options = {k: v for k, v in given.items() if v is not None}
+    result, summary = evaluate(dataset, pred, root=root, protocol=protocol, missing=missing, device=device, **options)
+    click.echo(format_table(result, dataset))
+    if json_out:
+        write_json(summary, json_out)
+        click.echo(f"summary: {json_out}")
+    if csv_out:
+        write_csv(result.per_sample, csv_out)
+        click.echo(f"per-sample: {csv_out}")
+
+
 @main.group("datasets")
 def datasets_group() -> None:
     """List the benchmark splits refbench knows and check data on disk."""
