@@ -38,6 +38,25 @@ def _fail_cleanly(fn):
     return wrapper
 
 
+class _ProgressBar:
+    """A tqdm bar (samples/s, ETA) driven by ``progress(done, total)`` callbacks; silent when never called."""
+
+    def __init__(self, desc: str):
+        self.desc = desc
+        self._bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=self.desc, unit="sample", leave=False)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="refbench")
 def main() -> None:
@@ -88,7 +107,12 @@ def eval_cmd(dataset, pred, root, protocol, missing, json_out, csv_out, device, 
 
     given = {"values": values, "parse_style": parse_style, "subset": subset, "unknown": unknown}
     options = {k: v for k, v in given.items() if v is not None}
-    result, summary = evaluate(dataset, pred, root=root, protocol=protocol, missing=missing, device=device, **options)
+    bar = _ProgressBar(f"eval {dataset}")
+    try:
+        result, summary = evaluate(dataset, pred, root=root, protocol=protocol, missing=missing, device=device,
+                                   progress=bar, **options)
+    finally:
+        bar.close()
     click.echo(format_table(result, dataset))
     if json_out:
         write_json(summary, json_out)

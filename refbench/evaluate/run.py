@@ -79,10 +79,14 @@ def evaluate(
 
         result = evaluate_grounding(card, loader, pred_path, protocol=protocol, missing=missing, device=device,
                                     **options)
+        if progress is not None:
+            progress(len(result.per_sample), len(result.per_sample))
     elif card.task == "res":
         from refbench.evaluate.res import evaluate_res
 
         result = evaluate_res(card, loader, pred_path, protocol=protocol, missing=missing, device=device, **options)
+        if progress is not None:
+            progress(len(result.per_sample), len(result.per_sample))
     else:  # pragma: no cover - cards are validated
         raise ValueError(f"{card.name}: unknown task {card.task!r}")
     files = annotation_files(card, data_root)
