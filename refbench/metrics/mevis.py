@@ -31,6 +31,7 @@ from typing import Any, Hashable, Iterable, Mapping, Sequence, Union
 import numpy as np
 import torch
 
+from refbench.data.mevis import decode_rle  # the one COCO RLE decoder, shared with the loaders
 from refbench.metrics.frame import jaccard_and_boundary
 
 MaskLike = Union[torch.Tensor, np.ndarray]
@@ -40,16 +41,6 @@ RLE = Mapping[str, Any]
 # ----------------------------------------------------------------------------------------------
 # Ground truth from mask_dict RLEs
 # ----------------------------------------------------------------------------------------------
-
-
-def decode_rle(entry: RLE) -> np.ndarray:
-    """Decode one COCO RLE ``{"size": [H, W], "counts": str | bytes}`` to an (H, W) uint8 0/1 mask."""
-    from pycocotools import mask as mask_utils
-
-    counts = entry["counts"]
-    rle = {"size": list(entry["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-    out = mask_utils.decode(rle)
-    return np.ascontiguousarray(out, dtype=np.uint8)
 
 
 def _rle_size(entry: RLE, where: str) -> tuple[int, int]:
