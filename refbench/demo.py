@@ -79,9 +79,7 @@ def _demo_prediction(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def run_demo(device: str = "cpu", seed: int = 0) -> dict:
     """Generate the demo set, 'predict' with the demo tracker and score it with the MeViS protocol."""
-    import torch
-
-    from refbench.metrics import jaccard_and_boundary
+    from refbench.metrics.mevis import expression_jf, mevis_scores
 
     t0 = time.perf_counter()
     videos, expressions = make_demo(seed)
@@ -91,12 +89,11 @@ def run_demo(device: str = "cpu", seed: int = 0) -> dict:
     for exp in expressions:
         gt = videos[exp.video][list(exp.objects)].any(axis=0)
         pred = _demo_prediction(gt, rng)
-        j, f = jaccard_and_boundary(torch.from_numpy(pred).to(device), torch.from_numpy(gt).to(device))
-        per_expression[f"{exp.video}_{exp.exp_id}"] = (float(j.mean()), float(f.mean()))
+        scored = expression_jf(pred, gt, device=device, name=f"{exp.video}_{exp.exp_id}")
+        per_expression[f"{exp.video}_{exp.exp_id}"] = (scored.J, scored.F)
         n_frames += gt.shape[0]
-    js = np.array([v[0] for v in per_expression.values()])
-    fs = np.array([v[1] for v in per_expression.values()])
-    j_mean, f_mean = float(np.mean(js)), float(np.mean(fs))
+    scores = mevis_scores(per_expression)
+    j_mean, f_mean = scores.J, scores.F
     elapsed = time.perf_counter() - t0
     table = "\n".join(
         [
@@ -111,7 +108,7 @@ def run_demo(device: str = "cpu", seed: int = 0) -> dict:
         "protocol": "mevis",
         "J": j_mean,
         "F": f_mean,
-        "J&F": (j_mean + f_mean) / 2,
+        "J&F": scores.JF,
         "per_expression": per_expression,
         "table": table,
     }
