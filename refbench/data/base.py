@@ -7,8 +7,10 @@ mask and memory stays bounded.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class DatasetError(ValueError):
@@ -80,3 +82,19 @@ def safe_component(name: str, what: str, source: Path | str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
         raise PredictionError(f"{source}: {what} {name!r} is not a valid name (empty, '..' or a path separator)")
     return name
+
+
+def read_json_object(path: Path, error: type[ValueError], not_found: str, expected: str) -> dict[str, Any]:
+    """Read a JSON file that must hold an object; every failure raises ``error`` naming the file
+    (and the line of a syntax error)."""
+    if not path.is_file():
+        raise error(f"{path}: {not_found}")
+    try:
+        data = json.loads(path.read_bytes())
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise error(f"{path}: {expected}, got {type(data).__name__}")
+    return data

@@ -28,13 +28,12 @@ damage; ``[p for p in problems if not p.startswith("note:")]`` keeps only the da
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Union
 
-from refbench.data.base import DatasetError, GroundingQuery
+from refbench.data.base import DatasetError, GroundingQuery, read_json_object
 
 PathLike = Union[str, Path]
 
@@ -289,15 +288,10 @@ class ActivityNetLoader:
         if not self.path.is_file():
             tried = ", ".join(ANET_FILE_NAMES.get(self.split, (f"{self.split}.json",)))
             raise DatasetError(f"{self.path}: ActivityNet Captions file not found (tried {tried} in {self.root})")
-        try:
-            data = json.loads(self.path.read_bytes())
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{self.path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
-        except UnicodeDecodeError as exc:
-            raise DatasetError(f"{self.path}: not UTF-8 JSON ({exc})") from exc
-        if not isinstance(data, dict):
-            raise DatasetError(f"{self.path}: expected an object {{vid: {{duration, timestamps, sentences}}}}")
-        return data
+        return read_json_object(
+            self.path, DatasetError, "ActivityNet Captions file not found",
+            "expected an object {vid: {duration, timestamps, sentences}}",
+        )
 
     def _parse(self) -> tuple[list[GroundingQuery], list[str]]:
         data = self._load()

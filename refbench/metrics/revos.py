@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from refbench.metrics.frame import jaccard_and_boundary
-from refbench.metrics.mevis import _ordered_keys, decode_rle, expression_gt
+from refbench.metrics.mevis import _ordered_keys, _to_tensor, decode_rle, expression_gt
 
 MaskLike = Union[torch.Tensor, np.ndarray]
 ValueSemantics = Literal["official", "binary"]
@@ -81,16 +81,7 @@ def decode_foreground(entry: Mapping[str, Any] | Sequence[Mapping[str, Any]]) ->
 
 def _as_uint8(x: MaskLike, what: str, name: str, device: torch.device | str | None) -> torch.Tensor:
     """A (T, H, W) uint8 tensor holding the raw values (bool -> 0/1; other ints must lie in 0..255)."""
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: {what} must be a numpy array or torch tensor, got {type(x).__name__}")
-    if x.is_floating_point() or x.is_complex():
-        raise TypeError(f"{name}: {what} must be an integer or bool mask, got dtype {x.dtype}")
-    if x.dim() != 3:
-        raise ValueError(f"{name}: {what} must have shape (T, H, W), got {tuple(x.shape)}")
-    if device is not None:
-        x = x.to(device)
+    x = _to_tensor(x, what, name, device)
     if x.dtype != torch.uint8:
         if x.dtype != torch.bool and x.numel() and (int(x.min()) < 0 or int(x.max()) > 255):
             raise ValueError(f"{name}: {what} values must lie in 0..255 (uint8 semantics), got {x.dtype}")

@@ -13,13 +13,12 @@ The file is read and checked once (structure only); masks are decoded lazily, on
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator, Union
 
 import numpy as np
 
-from refbench.data.base import PredictionError
+from refbench.data.base import PredictionError, read_json_object
 
 PathLike = Union[str, Path]
 
@@ -52,18 +51,10 @@ class RESPredictions:
 
     def __init__(self, path: PathLike) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise PredictionError(f"{self.path}: prediction file not found")
-        try:
-            data = json.loads(self.path.read_bytes())
-        except json.JSONDecodeError as exc:
-            raise PredictionError(f"{self.path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
-        except UnicodeDecodeError as exc:
-            raise PredictionError(f"{self.path}: not UTF-8 JSON ({exc})") from exc
-        if not isinstance(data, dict):
-            raise PredictionError(
-                f"{self.path}: expected a JSON object {{sample_id: COCO RLE or null}}, got {type(data).__name__}"
-            )
+        data = read_json_object(
+            self.path, PredictionError, "prediction file not found",
+            "expected a JSON object {sample_id: COCO RLE or null}",
+        )
         for sid, value in data.items():
             _check_rle(value, self.path, sid)
         self._data: dict[str, dict[str, Any] | None] = data

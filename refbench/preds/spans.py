@@ -24,14 +24,13 @@ Ids that are not in the dataset, malformed JSON and malformed values raise
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Union
 
-from refbench.data.base import GroundingQuery, PredictionError
+from refbench.data.base import GroundingQuery, PredictionError, read_json_object
 from refbench.metrics.span_parse import SPAN_STYLES, parse_span
 
 PathLike = Union[str, Path]
@@ -97,17 +96,7 @@ def _span_value(value: Any, path: Path, qid: str) -> tuple[Span, ...]:
 
 
 def _load_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise PredictionError(f"{path}: prediction file not found")
-    try:
-        data = json.loads(path.read_bytes())
-    except json.JSONDecodeError as exc:
-        raise PredictionError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
-    except UnicodeDecodeError as exc:
-        raise PredictionError(f"{path}: not UTF-8 JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise PredictionError(f"{path}: expected a JSON object {{qid: prediction}}, got {type(data).__name__}")
-    return data
+    return read_json_object(path, PredictionError, "prediction file not found", "expected a JSON object {qid: prediction}")
 
 
 def _detect(data: Mapping[str, Any], path: Path) -> str:
