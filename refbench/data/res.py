@@ -5,7 +5,8 @@ return :class:`~refbench.data.base.ImageExpression` samples, validate split name
 
 * RefCOCO-style (PROTOCOLS.md section 9; LISA ``utils/refer.py`` / ``ValDataset``, Sa2VA ``RESDataset``):
   ``<root>/<dataset>/refs(<split_by>).p`` + ``<root>/<dataset>/instances.json``; images, optional, at
-  ``<root>/images/train2014/<file_name>``. refcoco and refcoco+ are scored on the ``unc`` partition (val, testA,
+  ``<root>/images/mscoco/images/train2014/<file_name>`` (LISA's layout; ``<root>/images/train2014`` when only that
+  exists). refcoco and refcoco+ are scored on the ``unc`` partition (val, testA,
   testB), refcocog on ``umd`` (val, test). One sample per sentence, in the official scoring order
   (:meth:`refbench.data.refer.ReferData.sentences`: images in ``list(set(image_ids))`` order, then refs in file
   order, then sentences); the order matters because LISA and Sa2VA accumulate their meters in float32, one
@@ -43,10 +44,11 @@ PathLike = Union[str, Path]
 #: names and Sa2VA ``RES.py``): testA/testB select refs whose split contains "A"/"B"; refcocog umd "test"
 #: selects every split containing "test".
 EVAL_SPLITS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("refcoco", "unc"): ("val", "testA", "testB"),
-    ("refcoco+", "unc"): ("val", "testA", "testB"),
-    ("refcocog", "umd"): ("val", "test"),
+    ("refcoco", "unc"): ("val", "testA", "testB", "train"),
+    ("refcoco+", "unc"): ("val", "testA", "testB", "train"),
+    ("refcocog", "umd"): ("val", "test", "train"),
 }
+# ("train" is not an evaluation split; it is read by the blind prior baseline.)
 
 #: ReasonSeg folders (LISA ``dataset/reason_seg/ReasonSeg/{train,val,test}``).
 REASON_SEG_SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -104,7 +106,11 @@ class RefCOCOLoader:
                 f"valid: {', '.join(valid_splits)}"
             )
         self.split = split
-        self.image_root = Path(image_root) if image_root is not None else self.root / "images" / "train2014"
+        if image_root is None:
+            # LISA's layout is <refer_seg>/images/mscoco/images/train2014; a flat images/train2014 also works.
+            lisa, flat = self.root / "images" / "mscoco" / "images" / "train2014", self.root / "images" / "train2014"
+            image_root = flat if flat.is_dir() and not lisa.is_dir() else lisa
+        self.image_root = Path(image_root)
         self._data: ReferData | None = None
         self._sentences: list[RefSentence] | None = None
         self._by_id: dict[str, RefSentence] = {}

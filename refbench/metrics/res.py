@@ -27,7 +27,8 @@ order (named ``protocol``):
 * ``"sa2va"``: Sa2VA ``RESDataset.evaluate``: the same, except gIoU = ``sum / f32(count)`` (no
   ``all_reduce``, so no ``+ 1e-5``). With ``skipped`` samples (a ``None`` prediction) the Sa2VA rule
   applies: skipped in I, U and the IoU sum, but still counted in k and in the count.
-* ``"exact"``: no official code; integer sums, float64 division, gIoU = fsum(IoU) / n.
+* ``"exact"``: no official code; integer sums, float64 division without the official epsilons,
+  cIoU = sum(I) / sum(U), gIoU = fsum(I / U) / n (an empty union counts 1.0).
 
 The float32 results depend on how sentences are grouped into images and on the image order; pass
 ``groups`` (e.g. the image id of each sentence) and the samples in the official order
@@ -204,8 +205,11 @@ def _float32_reduce(
 
 
 def _exact_reduce(inter: list[int], union: list[int]) -> tuple[float, float]:
-    ious = [1.0 if u == 0 else i / (u + 1e-5) for i, u in zip(inter, union)]
-    return sum(inter) / (sum(union) + 1e-10), math.fsum(ious) / len(ious)
+    """The definitions without the official epsilons: cIoU = sum(I) / sum(U) (1.0 when every union is empty),
+    gIoU = mean of I / U with an empty union counting 1.0 (as LISA does)."""
+    ious = [1.0 if u == 0 else i / u for i, u in zip(inter, union)]
+    total_u = sum(union)
+    return (sum(inter) / total_u if total_u else 1.0), math.fsum(ious) / len(ious)
 
 
 def res_scores(

@@ -96,18 +96,19 @@ def test_refcoco_gt_quirks_survive(root: Path) -> None:
 
 
 def test_refcoco_split_validation(root: Path) -> None:
-    msg = r"refs\(unc\).p: unknown split 'test' for refcoco \(unc\); valid: val, testA, testB"
+    msg = r"refs\(unc\).p: unknown split 'test' for refcoco \(unc\); valid: val, testA, testB, train"
     with pytest.raises(DatasetError, match=msg):
         RefCOCOLoader(root, "refcoco", "test")
-    with pytest.raises(DatasetError, match=r"unknown split 'testA' for refcocog \(umd\); valid: val, test"):
+    with pytest.raises(DatasetError, match=r"unknown split 'testA' for refcocog \(umd\); valid: val, test, train"):
         RefCOCOLoader(root, "refcocog", "testA")
-    with pytest.raises(DatasetError, match=r"refcoco\+/refs\(unc\).p: unknown split 'train'"):
-        RefCOCOLoader(root, "refcoco+", "train")
+    with pytest.raises(DatasetError, match=r"refcoco\+/refs\(unc\).p: unknown split 'testC'"):
+        RefCOCOLoader(root, "refcoco+", "testC")
+    assert RefCOCOLoader(root, "refcoco", "train").split == "train"  # read by the blind prior
     with pytest.raises(DatasetError, match="unknown dataset 'refclef'; valid: refcoco, refcoco\\+, refcocog"):
         RefCOCOLoader(root, "refclef", "val")
     with pytest.raises(DatasetError, match="split_by 'google' is not scored for refcocog; valid: umd"):
         RefCOCOLoader(root, "refcocog", "val", split_by="google")
-    assert EVAL_SPLITS[("refcocog", "umd")] == ("val", "test")
+    assert EVAL_SPLITS[("refcocog", "umd")] == ("val", "test", "train")
     assert RefCOCOLoader(root, "refcocog", "test").refs_path == root / "refcocog" / "refs(umd).p"
 
 
@@ -167,10 +168,13 @@ def test_refcoco_check_seeded_faults(golden_copy: Path) -> None:
 def test_refcoco_images_optional(golden_copy: Path) -> None:
     loader = RefCOCOLoader(golden_copy, "refcoco", "testA")
     samples = loader.samples()
-    assert loader.image_path(samples[0]) == golden_copy / "images" / "train2014" / samples[0].file_name
+    lisa_root = golden_copy / "images" / "mscoco" / "images" / "train2014"  # LISA's layout, the default
+    assert loader.image_path(samples[0]) == lisa_root / samples[0].file_name
     assert loader.check() == []  # no image folder: images not required
     image_root = golden_copy / "images" / "train2014"
     image_root.mkdir(parents=True)
+    loader = RefCOCOLoader(golden_copy, "refcoco", "testA")  # only the flat folder exists: it is used
+    assert loader.image_path(samples[0]) == image_root / samples[0].file_name
     (image_root / samples[0].file_name).write_bytes(b"")
     problems = loader.check()
     assert len(problems) == 1 and "2 images of testA missing" in problems[0]
