@@ -27,11 +27,26 @@ expression at position ``p`` of a video belongs to annotator set ``anno_{p % 4}`
 
 Two scoring conventions (refbench PROTOCOLS section 8) need different views, both provided here:
 
-* **Convention A** (ReferFormer ``inference_davis.py``, OnlineRefer): per annotator set ``k`` the objects of a
-  video are the expressions at positions ``k, 4 + k, 8 + k, ...``; their masks are merged into one indexed PNG
-  with label ``i + 1`` for the ``i``-th object, and scored with the DAVIS unsupervised protocol against
-  :meth:`RefDavisLoader.gt_indexed`. Use :meth:`RefDavisLoader.annotator_objects` /
-  :meth:`RefDavisLoader.annotator_sets`.
+* **Convention A** (wjn922/ReferFormer ``inference_davis.py`` + ``eval_davis.py`` +
+  ``scripts/dist_test_davis.sh``, commit 9a2d4f65e7da887b5699166be11cb5dbf865957c; OnlineRefer
+  ``inference_davis_online.py`` at b53dcd6c is the same code). Per video, ``num_obj = n_expressions // 4`` and,
+  for annotator set ``anno_k`` (k = 0..3), the objects are the expressions at meta positions ``i * 4 + k``
+  (i < num_obj). Their per-frame scores (sigmoid probabilities) are stacked behind a constant background
+  plane of 0.1, scores below 0.5 are set to 0, and ``torch.argmax`` over that stack gives the indexed map:
+  label ``i + 1`` for the ``i``-th object (its position, not its ``obj_id`` string), 0 for background. The
+  maps are saved as palette PNGs ``<out>/valid/anno_<k>/<video>/<t:05d>.png`` with the palette of
+  ``valid/Annotations/blackswan/00000.png`` (the DAVIS palette). For binary masks (what every stored
+  prediction format holds: foreground = score 1.0 >= 0.5, background = 0 < 0.1) the argmax ties between
+  overlapping objects, and ``torch.argmax`` returns the *first* maximal index (documented since torch 1.7;
+  ReferFormer pins torch 1.8.1): **on overlap the earlier object (lower position i) wins**. That is
+  :func:`merge_annotator_masks`. ``eval_davis.py`` then runs davis2017-evaluation ``DAVISEvaluation`` with
+  ``task='unsupervised'``, ``gt_set='val'`` on each ``anno_<k>`` folder: the GT is DAVIS-2017
+  ``Annotations_unsupervised/480p`` of the ``ImageSets/2017/val.txt`` sequences, which is exactly what the
+  converter moved into ``valid/Annotations`` (so :meth:`RefDavisLoader.gt_indexed` is that GT, and the meta
+  video order is the val.txt order). One global table per set; the reported number is the mean of the
+  four sets (the author, wjn922/ReferFormer issue #30: "we average the results of four annotators").
+  Use :meth:`RefDavisLoader.annotator_objects` / :meth:`RefDavisLoader.annotator_sets` /
+  :meth:`RefDavisLoader.merged_sets`.
 * **Convention B** (VISA ``tools/eval_davis17.py``, Sa2VA): MeViS-style per-expression scoring of every
   expression pooled; anno ids are numbered by sorting video names, then exp ids **as strings** ("10" before "2"),
   and the GT of an expression is ``Annotations PNG == obj_id`` (VISA ``refytvos_utils.encode_anno_mask``).
@@ -41,7 +56,7 @@ Two scoring conventions (refbench PROTOCOLS section 8) need different views, bot
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -76,6 +91,34 @@ def _stack_same_size(arrays: list[np.ndarray], where: Path) -> np.ndarray:
     if len(shapes) != 1:
         raise DatasetError(f"{where}: annotation PNGs differ in size {sorted(shapes)}")
     return np.stack(arrays)
+
+
+def merge_annotator_masks(masks: Sequence[np.ndarray], shape: Sequence[int] | None = None) -> np.ndarray:
+    """Convention A merge of one annotator set: ``(T, H, W)`` uint8 map, label ``i + 1`` for ``masks[i]``.
+
+    masks: the per-expression masks of the set's objects in object order, each ``(T, H, W)`` of any integer
+    or bool dtype (non-zero = foreground). ReferFormer's rule (module doc) on binary masks: a pixel gets the
+    label of the *first* object whose mask covers it, 0 where none does. shape: ``(T, H, W)`` of the result,
+    needed only when ``masks`` is empty (a video with no objects gives all zeros).
+    """
+    if not masks:
+        if shape is None:
+            raise ValueError("merge_annotator_masks: no masks and no shape")
+        return np.zeros(tuple(shape), dtype=np.uint8)
+    if len(masks) > 255:
+        raise ValueError(f"merge_annotator_masks: {len(masks)} objects do not fit uint8 labels")
+    out = np.zeros(np.asarray(masks[0]).shape, dtype=np.uint8)
+    for i, m in enumerate(masks):
+        _paste_first_wins(out, m, i + 1, f"merge_annotator_masks: mask {i}")
+    return out
+
+
+def _paste_first_wins(out: np.ndarray, mask: Any, label: int, what: str) -> None:
+    """``out[mask != 0 and out == 0] = label`` in place: the pasting step of :func:`merge_annotator_masks`."""
+    m = np.asarray(mask)
+    if m.shape != out.shape:
+        raise ValueError(f"{what} has shape {m.shape}, expected {out.shape}")
+    out[(m != 0) & (out == 0)] = label
 
 
 class DavisLoader:
@@ -265,6 +308,47 @@ class RefDavisLoader:
         folder = self.annotations_dir / video
         return _stack_same_size([read_palette_png(folder / f"{f}.png") for f in frames], folder)
 
+    def merged_sets(
+        self, video: str, read: Callable[[VideoExpression], np.ndarray], shape: Sequence[int]
+    ) -> dict[int, np.ndarray]:
+        """Convention A prediction maps of ``video``: ``{k: (T, H, W) uint8}`` for k = 0..3.
+
+        read: returns the ``(T, H, W)`` predicted mask of one expression (non-zero = foreground); it is called
+        once per expression of the video. shape: ``(T, H, W)`` of the maps (used when a set has no object).
+        Labels and overlaps follow :func:`merge_annotator_masks` (ReferFormer ``inference_davis.py``).
+        """
+        exps = [s for s in self.samples() if s.video == video]
+        if not exps and video not in self._meta_videos():
+            raise DatasetError(f"{self.meta_path}: unknown video {video!r}")
+        if len(exps) // 4 > 255:
+            raise DatasetError(f"{self.meta_path}: video {video!r} has {len(exps) // 4} objects; uint8 maps hold 255")
+        maps = {k: np.zeros(tuple(shape), dtype=np.uint8) for k in REF_DAVIS_ANNOTATOR_SETS}
+        # expressions in meta order: position p = i * 4 + k; pasting in increasing i keeps "first wins",
+        # and only one expression's masks are held at a time
+        for p, s in enumerate(exps[: (len(exps) // 4) * 4]):
+            _paste_first_wins(maps[p % 4], read(s), p // 4 + 1, f"{video}/{s.exp_id}: predicted masks")
+        return maps
+
+    def frame_size(self, video: str) -> tuple[int, int]:
+        """``(H, W)`` of ``video``: from its first annotation PNG, else its first JPEG (header only)."""
+        from PIL import Image
+
+        data = self._meta_videos().get(video)
+        if data is None:
+            raise DatasetError(f"{self.meta_path}: unknown video {video!r}")
+        frames = frames_of(video, data, self.meta_path)
+        if not frames:
+            raise DatasetError(f"{self.meta_path}: video {video!r} lists no frames")
+        for path in (self.annotations_dir / video / f"{frames[0]}.png", self.frames_dir / video / f"{frames[0]}.jpg"):
+            if path.is_file():
+                try:
+                    with Image.open(path) as im:
+                        return im.size[1], im.size[0]
+                except OSError as exc:
+                    raise DatasetError(f"{path}: cannot read ({exc})") from exc
+        raise DatasetError(f"{self.root}: video {video!r} has neither an annotation PNG nor a JPEG for frame "
+                           f"{frames[0]!r}")
+
     # -- convention B ---------------------------------------------------------------------------
     def pooled_samples(self) -> list[VideoExpression]:
         """Convention B: every expression, videos sorted, then exp ids sorted **as strings**, with
@@ -318,4 +402,4 @@ class RefDavisLoader:
         return problems
 
 
-__all__ = ["DavisLoader", "RefDavisLoader", "REF_DAVIS_ANNOTATOR_SETS", "REF_DAVIS_SET_NAMES"]
+__all__ = ["DavisLoader", "RefDavisLoader", "REF_DAVIS_ANNOTATOR_SETS", "REF_DAVIS_SET_NAMES", "merge_annotator_masks"]

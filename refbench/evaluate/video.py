@@ -12,7 +12,21 @@ Protocols (refbench ``PROTOCOLS.md``; the scorers live in :mod:`refbench.metrics
 * ``davis_semi`` / ``davis_unsup`` -- davisvideochallenge/davis2017-evaluation ``davis2017/evaluation.py``
   (commit ac7c43f), printed as fractions. ``davis_unsup`` reads ``Annotations_unsupervised`` as the official
   ``DAVIS(task='unsupervised')`` does.
-* ``refdavis_a`` (ReferFormer, DAVIS unsupervised per annotator set) is not implemented yet.
+* ``refdavis_a`` -- Ref-DAVIS17 convention A, wjn922/ReferFormer ``inference_davis.py`` / ``eval_davis.py`` /
+  ``scripts/dist_test_davis.sh`` (commit 9a2d4f65; OnlineRefer b53dcd6c is identical). Input: the same
+  per-expression masks as ``mevis`` (``<video>/<exp_id>/<frame>.png`` folder or zip, 0/255 or 0/1, or RLE
+  JSON). For each annotator set ``anno_k`` (k = 0..3) the masks of the expressions at meta positions
+  ``i * 4 + k`` are merged into one indexed map per frame, label ``i + 1`` for the ``i``-th object, and on
+  overlap the earlier object wins (ReferFormer's ``argmax`` over [0.1 background, scores >= 0.5] returns the
+  first of tied maxima; :func:`refbench.data.davis.merge_annotator_masks`). Each set is scored with the DAVIS
+  unsupervised protocol (davis2017-evaluation ``task='unsupervised'``, as ``davis_unsup``) against
+  ``valid/Annotations`` of the converted layout, which is DAVIS-2017 ``Annotations_unsupervised/480p``
+  (what ``eval_davis.py`` reads), sequences in meta (= ``ImageSets/2017/val.txt``) order. Metrics: ``J``,
+  ``F``, ``J&F`` = plain means of the four sets' ``J-Mean``, ``F-Mean``, ``J&F-Mean`` (ReferFormer issue #30:
+  the reported number averages the four annotators), and ``J&F (anno_k)``, ``J (anno_k)``, ``F (anno_k)``
+  per set; ``details["sets"]`` holds each set's full global table. Rows: one per (set, video, matched
+  object), keyed ``anno_<k>/<official label>``. Counts: ``samples`` / ``scored`` / ``filled`` count
+  expressions, ``objects`` the rows.
 
 Missing predictions (``missing``, see :data:`refbench.evaluate.result.MISSING_MODES`):
 
@@ -23,6 +37,8 @@ Missing predictions (``missing``, see :data:`refbench.evaluate.result.MISSING_MO
   folder or frame has no official rule that keeps the expression (the worker dies and it silently drops out),
   so it is filled empty. ReVOS -- any missing video, expression or frame scores [0, 0, 0, 0] (``eval_revos.py``
   turns every exception into zeros). DAVIS -- the official code stops on a missing file, so: as ``"empty"``.
+  ``refdavis_a`` -- ReferFormer writes every map and davis2017 stops on a missing file, so: as ``"empty"``
+  (a missing expression is an empty mask before merging; its object can then only match nothing).
 
 Malformed predictions (wrong size, unreadable PNG, unknown ids, ids above the DAVIS limits) always raise.
 """
@@ -55,6 +71,8 @@ REFERENCES: dict[str, dict[str, Any]] = {
                    "commit": "ac7c43fca936f9722837b7fbd337d284ba37004b"},
     "davis_unsup": {"repo": "davisvideochallenge/davis2017-evaluation", "file": "davis2017/evaluation.py",
                     "commit": "ac7c43fca936f9722837b7fbd337d284ba37004b"},
+    "refdavis_a": {"repo": "wjn922/ReferFormer", "file": "inference_davis.py, eval_davis.py",
+                   "commit": "9a2d4f65e7da887b5699166be11cb5dbf865957c"},
 }
 
 _REVOS_CATEGORIES = (("referring", "referring"), ("reason", "reasoning"), ("overall", "overall"))
@@ -288,6 +306,110 @@ def _evaluate_davis(
 
 
 # ----------------------------------------------------------------------------------------------
+# Ref-DAVIS17 convention A (ReferFormer): DAVIS unsupervised per annotator set
+# ----------------------------------------------------------------------------------------------
+
+
+def _evaluate_refdavis_a(
+    loader: Any, pred_path: PathLike, missing: str, device: str, progress: Progress | None, workers: int | None,
+) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, int], dict[str, Any], str]:
+    import numpy as np
+
+    from refbench.data.davis import REF_DAVIS_ANNOTATOR_SETS
+    from refbench.metrics.davis import DavisResult, evaluate_unsupervised
+
+    if not callable(getattr(loader, "merged_sets", None)):
+        raise DatasetError(f"protocol 'refdavis_a' needs the Ref-DAVIS17 loader (RefDavisLoader), got "
+                           f"{type(loader).__name__}")
+    samples = loader.samples()
+    if not samples:
+        raise DatasetError(f"{type(loader).__name__}: the dataset lists no expressions")
+    videos = loader.videos()
+    by_video: dict[str, list[VideoExpression]] = {v: [] for v in videos}
+    for s in samples:
+        by_video[s.video].append(s)
+    odd = [v for v, exps in by_video.items() if len(exps) % 4]
+    if odd:
+        raise DatasetError(f"{loader.meta_path}: video {odd[0]!r} has {len(by_video[odd[0]])} expressions, not a "
+                           "multiple of 4 (one per annotator set and object); convention A cannot be scored")
+    keys = {s.key: (s.video, s.exp_id) for s in samples}
+    known: dict[str, set[str]] = {}
+    for s in samples:
+        known.setdefault(s.video, set()).add(s.exp_id)
+
+    with open_mask_source(pred_path, "expression", "grey", keys) as source:
+        source.check_known(known)
+        missing_info = _missing_gate(source, samples, pred_path, missing)
+
+        def score(video: str) -> tuple[dict[str, str], dict[int, Any]]:
+            gt = loader.gt_indexed(video)
+            how: dict[str, str] = {}
+
+            def read(s: VideoExpression) -> Any:
+                st = source.status(s.video, s.exp_id, s.frames)
+                how[s.exp_id] = "scored" if st.complete else "filled"
+                return source.read(s.video, s.exp_id, s.frames, gt.shape[1:], fill_missing=not st.complete)
+
+            maps = loader.merged_sets(video, read, gt.shape)
+            results = {}
+            for k in REF_DAVIS_ANNOTATOR_SETS:
+                try:
+                    results[k] = evaluate_unsupervised(gt, maps[k], sequence=video, device=device)
+                except ValueError as exc:
+                    raise PredictionError(f"{pred_path}: anno_{k}: {exc}") from exc
+            return how, results
+
+        results = _run(videos, score, progress, workers)
+
+    counts = {"samples": len(samples), "scored": 0, "missing": 0, "filled": 0, "official": 0}
+    status: dict[tuple[str, str], str] = {}
+    for video, (how, _res) in zip(videos, results):
+        for exp_id, h in how.items():
+            status[(video, exp_id)] = h
+            counts[h] += 1
+            if h != "scored":
+                counts["missing"] += 1
+    accs = {k: DavisResult() for k in REF_DAVIS_ANNOTATOR_SETS}
+    for _how, res in results:
+        for k in REF_DAVIS_ANNOTATOR_SETS:
+            accs[k].add(res[k])
+    tables = {k: accs[k].global_table(videos) for k in REF_DAVIS_ANNOTATOR_SETS}
+    rows: list[dict[str, Any]] = []
+    for k in REF_DAVIS_ANNOTATOR_SETS:
+        for o in accs[k].objects(videos):
+            objs = loader.annotator_objects(o.sequence, k)
+            exp = objs[o.proposal - 1] if o.proposal <= len(objs) else None
+            row = o.row()
+            rows.append({"key": f"anno_{k}/{o.name}", "set": f"anno_{k}", "video": o.sequence, "object": o.name,
+                         "gt_object": o.gt_object, "proposal": o.proposal,
+                         "exp_id": exp.exp_id if exp is not None else None,
+                         "obj_id": exp.obj_ids[0] if exp is not None else None,
+                         "J": row["J-Mean"], "F": row["F-Mean"], "J&F": (row["J-Mean"] + row["F-Mean"]) / 2, **row,
+                         "status": status.get((o.sequence, exp.exp_id), "scored") if exp is not None else "scored"})
+    counts["objects"] = len(rows)
+    counts["sets"] = len(REF_DAVIS_ANNOTATOR_SETS)
+
+    def mean4(col: str) -> float:
+        return float(np.mean(np.array([tables[k][col] for k in REF_DAVIS_ANNOTATOR_SETS], dtype=np.float64)))
+
+    metrics = {"J": mean4("J-Mean"), "F": mean4("F-Mean"), "J&F": mean4("J&F-Mean")}
+    for k in REF_DAVIS_ANNOTATOR_SETS:
+        metrics[f"J&F (anno_{k})"] = tables[k]["J&F-Mean"]
+        metrics[f"J (anno_{k})"] = tables[k]["J-Mean"]
+        metrics[f"F (anno_{k})"] = tables[k]["F-Mean"]
+    details = {
+        "sets": {f"anno_{k}": tables[k] for k in REF_DAVIS_ANNOTATOR_SETS},
+        "task": "unsupervised",
+        "combination": "mean of the four annotator sets' global J-Mean, F-Mean and J&F-Mean",
+        "merge": "label i + 1 for the i-th object of the set; on overlap the earlier object wins",
+        "scorer": dict(REFERENCES["davis_unsup"]),
+        "convention": dict(REFERENCES["refdavis_a"]),
+        "missing": missing_info,
+    }
+    return metrics, rows, counts, details, "fraction"
+
+
+# ----------------------------------------------------------------------------------------------
 # Entry point
 # ----------------------------------------------------------------------------------------------
 
@@ -326,11 +448,6 @@ def evaluate_video(
         raise ValueError(f"unknown video protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
     if missing not in MISSING_MODES:
         raise ValueError(f"unknown missing mode {missing!r}; expected one of {', '.join(MISSING_MODES)}")
-    if protocol == "refdavis_a":
-        raise NotImplementedError(
-            "Ref-DAVIS17 convention A (ReferFormer: DAVIS unsupervised per annotator set) is not implemented yet; "
-            "use protocol='refdavis_b' (or 'mevis') for the VISA/Sa2VA per-expression convention"
-        )
     if protocol == "revos":
         values = values or "official"
         if values not in ("official", "binary"):
@@ -338,7 +455,10 @@ def evaluate_video(
     elif values is not None:
         raise ValueError(f"values={values!r} applies to protocol 'revos' only")
 
-    if protocol in ("davis_semi", "davis_unsup"):
+    if protocol == "refdavis_a":
+        metrics, rows, counts, details, scale = _evaluate_refdavis_a(loader, pred_path, missing, device, progress,
+                                                                    workers)
+    elif protocol in ("davis_semi", "davis_unsup"):
         metrics, rows, counts, details, scale = _evaluate_davis(protocol, loader, pred_path, missing, device,
                                                                progress, workers)
     else:

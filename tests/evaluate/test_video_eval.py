@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from refbench.cards import dataset_card
-from refbench.data.base import PredictionError
+from refbench.data.base import DatasetError, PredictionError
 from refbench.data.davis import DavisLoader
 from refbench.data.mevis import MevisLoader, RevosLoader
 from refbench.evaluate.video import evaluate_video
@@ -178,8 +178,9 @@ def test_progress_and_refdavis_a(mevis):
     evaluate_video(mevis["card"], mevis["loader"], mevis["pred"], missing="official",
                    progress=lambda d, n: seen.append((d, n)), workers=1)
     assert seen[-1] == (15, 15) and len(seen) == 15
-    with pytest.raises(NotImplementedError, match="convention A"):
-        evaluate_video(dataset_card("refdavis17_val"), None, mevis["pred"])
+    # refdavis_a (the Ref-DAVIS17 card's protocol) needs the Ref-DAVIS17 loader; tests/evaluate/test_refdavis_a.py
+    with pytest.raises(DatasetError, match="RefDavisLoader"):
+        evaluate_video(dataset_card("refdavis17_val"), mevis["loader"], mevis["pred"])
 
 
 # ---------------------------------------------------------------------------------------------- ReVOS
