@@ -49,6 +49,7 @@ class DatasetCard:
     reference: dict[str, Any]
     submission: dict[str, Any] | None = None
     notes: str | None = None
+    generate: str | None = None
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -56,9 +57,13 @@ class DatasetCard:
         return self.ground_truth == "public"
 
     def resolve_root(self, root: str | os.PathLike | None = None) -> Path:
-        """--root if given, else $REFBENCH_DATA/<default_root>."""
+        """--root if given; else, for a generated card, <demo dir>/<default_root> (built on first use by the
+        card's ``generate`` function, see :func:`demo_dir`); else $REFBENCH_DATA/<default_root>."""
         if root is not None:
             return Path(root)
+        if self.generate:
+            build = import_ref(self.generate)
+            return Path(build(demo_dir())) / self.default_root
         base = os.environ.get("REFBENCH_DATA")
         if not base:
             raise FileNotFoundError(
@@ -120,6 +125,16 @@ def dataset_card(name: str) -> DatasetCard:
     if name not in cards:
         raise CardError(f"unknown dataset {name!r}{suggest(name, cards)} (refbench datasets list shows all)")
     return cards[name]
+
+
+def demo_dir() -> Path:
+    """Where generated (demo) datasets live: $REFBENCH_DEMO_DIR, else $XDG_CACHE_HOME/refbench/demo/v1
+    (``~/.cache`` when XDG_CACHE_HOME is unset). Nothing is created here."""
+    env = os.environ.get("REFBENCH_DEMO_DIR")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "refbench" / "demo" / "v1"
 
 
 def import_ref(ref: str):
