@@ -122,6 +122,155 @@ def eval_cmd(dataset, pred, root, protocol, missing, json_out, csv_out, device, 
         click.echo(f"per-sample: {csv_out}")
 
 
+def _default_leaderboard_dir() -> str:
+    """The first folder of $REFBENCH_LEADERBOARD, else runs/leaderboards (what `refbench leaderboard` reads)."""
+    import os
+
+    env = [p for p in os.environ.get("REFBENCH_LEADERBOARD", "").split(os.pathsep) if p.strip()]
+    return env[0] if env else os.path.join("runs", "leaderboards")
+
+
+@main.command("run")
+@click.option("--model", default=None, help="Adapter name (refbench models list). Default: prior.")
+@click.option("--dataset", default=None, help="Dataset card name (refbench datasets list). Default: the embedded "
+              "demo_mevis_val_u.")
+@click.option("--root", type=click.Path(file_okay=False), help="Data root (default: $REFBENCH_DATA/<card default>).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Run directory (default: runs/<dataset>/<model>-<fingerprint>). Re-running resumes it.")
+@click.option("--limit", type=int, help="Only the first N samples (scored on those; not added to the leaderboard).")
+@click.option("--device", default="cpu", show_default=True, help="torch device (cpu, cuda; under torchrun each "
+              "rank takes its LOCAL_RANK GPU).")
+@click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Override an adapter option.")
+@click.option("--protocol", help="Scoring protocol (default: the card's).")
+@click.option("--leaderboard", "leaderboard_dir", type=click.Path(file_okay=False),
+              help="Append reproduced rows to <dir>/<family>.csv (default: $REFBENCH_LEADERBOARD or runs/leaderboards).")
+@click.option("--no-leaderboard", is_flag=True, help="Do not append leaderboard rows.")
+@click.option("--overwrite", is_flag=True, help="Discard predictions already stored in the run directory.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the summary JSON here.")
+@_fail_cleanly
+def run_cmd(model, dataset, root, out, limit, device, model_args, protocol, leaderboard_dir, no_leaderboard,
+            overwrite, json_out) -> None:
+    """Run a model over a dataset: predict (resumable), score or export, append the leaderboard.
+
+    With no options: the blind prior on the embedded demo set (generated on first use; no data, no GPU).
+    Under torchrun (torchrun --nproc-per-node N -m refbench run ...) samples are sharded by video.
+    """
+    from refbench.adapters.registry import default_model, parse_model_args
+    from refbench.runs import dist as D
+    from refbench.runs.runner import DEFAULT_DATASET, RunConfig, run
+
+    config = RunConfig(model=model or default_model(), dataset=dataset or DEFAULT_DATASET, root=root, out=out,
+                       limit=limit, device=device, model_args=parse_model_args(model_args), protocol=protocol,
+                       leaderboard=None if no_leaderboard else (leaderboard_dir or _default_leaderboard_dir()),
+                       overwrite=overwrite)
+    main_rank = D.from_env().is_main
+    bar = _ProgressBar(f"{config.model} on {config.dataset}") if main_rank else None
+    try:
+        result = run(config, progress=bar, log=(lambda m: click.echo(m, err=True)) if main_rank else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not main_rank:
+        return
+    click.echo(f"{config.model} on {config.dataset}: {result.predicted} predicted, {result.reused} reused, "
+               f"{result.total} samples; run dir {result.run_dir}")
+    if result.table:
+        click.echo(result.table)
+    if result.leaderboard_rows:
+        click.echo(f"leaderboard: {result.leaderboard_rows} rows appended to {config.leaderboard}")
+    for note in result.notes:
+        click.echo(note)
+    if json_out and result.summary is not None:
+        from refbench.evaluate.run import write_json
+
+        write_json(result.summary, json_out)
+        click.echo(f"summary: {json_out}")
+
+
+@main.group("models")
+def models_group() -> None:
+    """List the model adapters refbench knows (cards and installed entry points)."""
+
+
+@models_group.command("list")
+@click.option("--task", help="Only adapters of this task (refvos, tsg, res).")
+@_fail_cleanly
+def models_list(task: str | None) -> None:
+    """List adapter cards (reads YAML and entry-point metadata only)."""
+    from refbench.adapters.registry import list_models
+
+    click.echo(f"{'name':<14} {'tasks':<16} {'pixels':<7} {'extra':<10} title")
+    for c in list_models():
+        if task and c.tasks and task not in c.tasks:
+            continue
+        tasks = ",".join(c.tasks) or "?"
+        click.echo(f"{c.name:<14} {tasks:<16} {'yes' if c.needs_pixels else 'no':<7} {c.extra or '-':<10} {c.title}")
+
+
+@main.command("export")
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
+              help="A refbench run directory (its predictions.json and dataset).")
+@click.option("--dataset", help="Dataset card name (with --pred; default: the run's).")
+@click.option("--pred", type=click.Path(exists=True), help="Predictions to export instead of a run's.")
+@click.option("--format", "fmt", type=click.Choice(["mevis", "refytvos", "davis"]),
+              help="Submission format (default: the card's).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Zip to write (default: <run>/submission-<format>.zip).")
+@click.option("--root", type=click.Path(file_okay=False), help="Data root (default: the run's, or the card's).")
+@click.option("--missing", type=click.Choice(["error", "empty"]), default="error", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing zip.")
+@_fail_cleanly
+def export_cmd(run_dir, dataset, pred, fmt, out, root, missing, overwrite) -> None:
+    """Write a CodaLab/Codabench submission zip (MeViS, Ref-YouTube-VOS, DAVIS palette PNGs)."""
+    import json
+    from pathlib import Path
+
+    from refbench.export import export_submission
+
+    if run_dir:
+        meta = json.loads((Path(run_dir) / "run.json").read_text())
+        dataset = dataset or meta["header"]["dataset"]
+        root = root or meta["config"].get("root")
+        pred = pred or str(Path(run_dir) / "predictions.json")
+    if not dataset or not pred:
+        raise RefbenchError("export: give --run DIR, or --dataset and --pred")
+    if out is None:
+        if not run_dir:
+            raise RefbenchError("export: give --out ZIP")
+        out = str(Path(run_dir) / f"submission-{fmt or 'default'}.zip")
+    rep = export_submission(dataset, pred, out, fmt=fmt, root=root, missing=missing, overwrite=overwrite)
+    click.echo(f"{rep.path}: {rep.format} submission, {rep.videos} videos, {rep.expressions} expressions, "
+               f"{rep.frames} frames" + (f" ({rep.filled} filled empty)" if rep.filled else ""))
+    if rep.server:
+        click.echo(f"upload to {rep.server}")
+
+
+@main.command("regress")
+@click.option("--baseline", required=True, type=click.Path(dir_okay=False), help="Baseline JSON.")
+@click.option("--run", "run_dirs", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
+              help="Run directory to check (repeatable).")
+@click.option("--tolerance", type=float, help="Absolute tolerance (default: the baseline file's).")
+@click.option("--strict", is_flag=True, help="Every baseline entry must be among the runs.")
+@click.option("--write", is_flag=True, help="Write/update the baseline from the runs instead of checking.")
+@_fail_cleanly
+def regress_cmd(baseline, run_dirs, tolerance, strict, write) -> None:
+    """Exit non-zero, naming each metric, when a run's metrics moved beyond tolerance from the baseline."""
+    from refbench.regress import compare, read_baseline, read_run, write_baseline
+
+    runs = [read_run(d) for d in run_dirs]
+    if write:
+        write_baseline(baseline, runs, tolerance if tolerance is not None else 1e-9)
+        click.echo(f"{baseline}: {len(runs)} entr{'y' if len(runs) == 1 else 'ies'} written")
+        return
+    report = compare(read_baseline(baseline), runs, tolerance=tolerance, strict=strict)
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    if not report.ok:
+        for d in report.drifts:
+            click.echo(f"drift: {d.line()}")
+        raise RefbenchError(f"{len(report.drifts)} metric(s) drifted from {baseline}")
+    click.echo(f"ok: {report.checked} metric(s) of {len(runs)} run(s) within tolerance of {baseline}")
+
+
 @main.group("datasets")
 def datasets_group() -> None:
     """List the benchmark splits refbench knows and check data on disk."""
@@ -162,6 +311,15 @@ def datasets_check(name: str, root: str | None, annotations_only: bool) -> None:
             click.echo(f"problem: {p}")
         raise RefbenchError(f"{name}: {len(problems)} problem(s) found ({summary})")
     click.echo(f"{name}: ok ({summary})")
+
+
+def _register_leaderboard() -> None:
+    from refbench.leaderboard import leaderboard_command
+
+    main.add_command(leaderboard_command)
+
+
+_register_leaderboard()
 
 
 if __name__ == "__main__":  # pragma: no cover

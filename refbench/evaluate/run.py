@@ -54,9 +54,13 @@ def evaluate(
     missing: str = "error",
     device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    loader: Any = None,
     **options: Any,
 ) -> tuple[EvalResult, dict[str, Any]]:
-    """Score predictions at ``pred`` on dataset card ``dataset``. Returns (result, summary JSON dict)."""
+    """Score predictions at ``pred`` on dataset card ``dataset``. Returns (result, summary JSON dict).
+
+    ``loader``: an already opened loader of the card (e.g. one restricted to a subset of samples by
+    ``refbench run --limit``); default: the card's loader on ``root``."""
     if missing not in MISSING_MODES:
         raise ValueError(f"missing must be one of {', '.join(MISSING_MODES)}, got {missing!r}")
     card = dataset_card(dataset)
@@ -68,7 +72,8 @@ def evaluate(
     if not pred_path.exists():
         raise FileNotFoundError(f"{pred_path}: predictions not found")
     data_root = card.resolve_root(root)
-    loader = card.open(data_root)
+    if loader is None:
+        loader = card.open(data_root)
     if card.task in ("refvos", "vos"):
         from refbench.evaluate.video import evaluate_video
 

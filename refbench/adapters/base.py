@@ -1,0 +1,307 @@
+"""The adapter contract: typed requests in, typed predictions out.
+
+An adapter sees one kind of request per task and never a dataset or a metric:
+
+* ``refvos`` -- :class:`VideoRequest`: a video's ordered frames (decoded lazily) and one expression; the
+  adapter returns a :class:`VideoPrediction` with one mask per frame at the original resolution,
+  ``masks: (T, H, W) bool``.
+* ``tsg`` -- :class:`GroundingRequest`: a video (path, duration) and a query; returns a
+  :class:`GroundingPrediction` with spans in seconds, best first (the top-1 span is scored).
+* ``res`` -- :class:`ImageRequest`: an image (path, size) and a sentence; returns an :class:`ImagePrediction`,
+  ``mask: (H, W) bool``.
+
+Every prediction carries free-form ``diagnostics`` (raw text, sampled frame indices, timings) that the run
+stores beside it. An adapter declares the tasks it supports, whether it needs pixels at all (blind baselines
+run where only annotations are on disk), and a fingerprint of every option that changes its output; the run
+store refuses to mix predictions made under different fingerprints.
+
+Requests come in batches (``Adapter.batch_size``); the runner decodes the frames of the next batch in a
+background thread while the adapter works on the current one (only when ``needs_pixels``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+TASKS = ("refvos", "tsg", "res")
+
+
+class AdapterError(RuntimeError):
+    """An adapter cannot run (bad option, missing package, unsupported task) or returned a malformed result."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Lazy frames
+# ----------------------------------------------------------------------------------------------
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """``(H, W, 3) uint8`` RGB of an image file; a clear error naming the file when it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError as exc:
+        raise AdapterError(f"{path}: frame not found (the adapter needs pixels; is JPEGImages on disk?)") from exc
+    except OSError as exc:
+        raise AdapterError(f"{path}: cannot decode image ({exc})") from exc
+
+
+class Frames(Sequence[np.ndarray]):
+    """The ordered frames of a video, decoded on first access and kept until :meth:`release`.
+
+    ``frames[i]`` is ``(H, W, 3) uint8`` RGB; ``frames.names`` the dataset's frame names; ``frames.paths`` the
+    files. :meth:`preload` decodes them all (the runner calls it from a prefetch thread).
+    """
+
+    def __init__(self, names: Sequence[str], paths: Sequence[Path]) -> None:
+        if len(names) != len(paths):
+            raise ValueError("Frames: names and paths differ in length")
+        self.names = tuple(names)
+        self.paths = tuple(Path(p) for p in paths)
+        self._cache: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        with self._lock:
+            hit = self._cache.get(i)
+        if hit is not None:
+            return hit
+        img = read_rgb(self.paths[i])
+        with self._lock:
+            self._cache[i] = img
+        return img
+
+    def pil(self, i: int):
+        """Frame ``i`` as a PIL RGB image (what transformers' processors and Sa2VA take)."""
+        from PIL import Image
+
+        return Image.fromarray(self[i])
+
+    def preload(self) -> None:
+        for i in range(len(self)):
+            self[i]
+
+    def release(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+# ----------------------------------------------------------------------------------------------
+# Requests
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """One expression on one video. ``size`` is the original (H, W) every returned mask must have."""
+
+    sample_id: str
+    video: str
+    exp_id: str
+    text: str
+    frames: Frames
+    size: tuple[int, int]
+    reference: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
+    """Ground truth ``(T, H, W)``; set only for adapters that declare ``uses_ground_truth`` (the oracle)."""
+
+
+@dataclass(frozen=True)
+class GroundingRequest:
+    """One query on one video; ``duration`` in seconds (None when the dataset does not give it)."""
+
+    sample_id: str
+    video: str
+    query: str
+    duration: float | None
+    video_path: Path | None
+    reference: tuple[float, float] | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """One sentence on one image of size ``size`` (H, W)."""
+
+    sample_id: str
+    image_id: str
+    text: str
+    image_path: Path
+    size: tuple[int, int]
+    reference: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def image(self) -> np.ndarray:
+        """``(H, W, 3) uint8`` RGB, decoded now."""
+        return read_rgb(self.image_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Predictions
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VideoPrediction:
+    masks: np.ndarray  # (T, H, W) bool
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GroundingPrediction:
+    spans: list[tuple[float, float]]  # seconds, best first; empty = no answer (scores IoU 0)
+    text: str | None = None
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ImagePrediction:
+    mask: np.ndarray  # (H, W) bool
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+def check_video_prediction(req: VideoRequest, pred: Any, adapter: str) -> np.ndarray:
+    """The prediction's masks as a C-contiguous ``(T, H, W) bool`` array, or an AdapterError saying what is off."""
+    if not isinstance(pred, VideoPrediction):
+        raise AdapterError(f"adapter {adapter}: {req.sample_id}: expected a VideoPrediction, got {type(pred).__name__}")
+    m = np.asarray(pred.masks)
+    want = (len(req.frames), *req.size)
+    if m.shape != want:
+        raise AdapterError(f"adapter {adapter}: {req.sample_id}: masks have shape {m.shape}, expected {want} "
+                           "(one mask per frame at the original resolution)")
+    return np.ascontiguousarray(m != 0)
+
+
+def check_grounding_prediction(req: GroundingRequest, pred: Any, adapter: str) -> list[tuple[float, float]]:
+    if not isinstance(pred, GroundingPrediction):
+        raise AdapterError(f"adapter {adapter}: {req.sample_id}: expected a GroundingPrediction, "
+                           f"got {type(pred).__name__}")
+    spans = []
+    for s in pred.spans:
+        try:
+            a, b = (float(s[0]), float(s[1]))
+        except (TypeError, ValueError, IndexError) as exc:
+            raise AdapterError(f"adapter {adapter}: {req.sample_id}: span {s!r} is not (start, end)") from exc
+        if not (np.isfinite(a) and np.isfinite(b)):
+            raise AdapterError(f"adapter {adapter}: {req.sample_id}: span {s!r} is not finite")
+        spans.append((a, b))
+    return spans
+
+
+def check_image_prediction(req: ImageRequest, pred: Any, adapter: str) -> np.ndarray:
+    if not isinstance(pred, ImagePrediction):
+        raise AdapterError(f"adapter {adapter}: {req.sample_id}: expected an ImagePrediction, got {type(pred).__name__}")
+    m = np.asarray(pred.mask)
+    if m.shape != tuple(req.size):
+        raise AdapterError(f"adapter {adapter}: {req.sample_id}: mask has shape {m.shape}, expected {tuple(req.size)}")
+    return np.ascontiguousarray(m != 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Run context and the adapter base class
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What an adapter may know about the run: the device, the dataset card name and its data root (for
+    baselines that learn from the matching training split), and the run directory (for caches)."""
+
+    device: str = "cpu"
+    dataset: str | None = None
+    root: Path | None = None
+    run_dir: Path | None = None
+
+
+class Adapter:
+    """Base class. Subclasses set the class attributes and implement ``predict_*`` for their tasks.
+
+    Options come from the adapter card (defaults) overridden by ``--model-arg key=value``; they arrive as one
+    dict, ``self.options``. Everything that changes outputs must be an option (or part of
+    :meth:`fingerprint_state`) so that the fingerprint changes with it.
+    """
+
+    name: ClassVar[str] = ""
+    tasks: ClassVar[frozenset[str]] = frozenset()
+    version: ClassVar[str] = "1"  # bump when a code change alters outputs
+    needs_pixels: ClassVar[bool] = True
+    uses_ground_truth: ClassVar[bool] = False
+    batch_size: int = 1
+
+    def __init__(self, **options: Any) -> None:
+        self.options: dict[str, Any] = dict(options)
+        self.batch_size = int(self.options.get("batch_size", type(self).batch_size) or 1)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def setup(self, context: RunContext) -> None:
+        """Load weights / fit priors. Called once per process before the first request."""
+
+    def close(self) -> None:
+        """Release resources."""
+
+    # -- predictions ------------------------------------------------------------------------------
+    def predict_video(self, requests: Sequence[VideoRequest]) -> list[VideoPrediction]:
+        raise AdapterError(f"adapter {self.name} does not support task 'refvos'")
+
+    def predict_grounding(self, requests: Sequence[GroundingRequest]) -> list[GroundingPrediction]:
+        raise AdapterError(f"adapter {self.name} does not support task 'tsg'")
+
+    def predict_image(self, requests: Sequence[ImageRequest]) -> list[ImagePrediction]:
+        raise AdapterError(f"adapter {self.name} does not support task 'res'")
+
+    # -- identity ---------------------------------------------------------------------------------
+    def fingerprint_state(self) -> Mapping[str, Any]:
+        """Extra output-changing state known after :meth:`setup` (e.g. a hash of the training data a prior
+        was fitted on, a checkpoint's revision)."""
+        return {}
+
+    def fingerprint(self) -> str:
+        """sha256 over the adapter's code identity, version, options and :meth:`fingerprint_state`."""
+        cls = type(self)
+        doc = {
+            "code": f"{cls.__module__}:{cls.__qualname__}",
+            "name": self.name,
+            "version": self.version,
+            "options": {k: v for k, v in sorted(self.options.items()) if k not in _NOT_OUTPUT_OPTIONS},
+            "state": dict(self.fingerprint_state()),
+        }
+        blob = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+#: options that do not change outputs and so stay out of the fingerprint
+_NOT_OUTPUT_OPTIONS = frozenset({"batch_size", "sleep"})
+
+
+__all__ = [
+    "Adapter",
+    "AdapterError",
+    "Frames",
+    "GroundingPrediction",
+    "GroundingRequest",
+    "ImagePrediction",
+    "ImageRequest",
+    "RunContext",
+    "TASKS",
+    "VideoPrediction",
+    "VideoRequest",
+    "check_grounding_prediction",
+    "check_image_prediction",
+    "check_video_prediction",
+    "read_rgb",
+]

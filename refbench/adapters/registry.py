@@ -1,0 +1,219 @@
+"""Adapter cards and the adapter registry. Listing reads YAML and entry-point metadata; it never imports torch.
+
+An adapter card (``adapters/<name>.yaml``, shipped in the wheel as ``refbench/_cards/adapters``) names the code
+(a lazy ``"module:Class"`` reference), the tasks, the options with their official defaults, the extra to
+install, the checkpoint and its pinned revision, and reported numbers. Third-party packages add adapters
+through the entry-point group ``refbench.adapters`` (``name = "package.module:Class"``); such a class may carry
+its card as a ``CARD`` dict with the same fields.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+from refbench.cards import CardError, card_dirs, import_ref, suggest
+
+ENTRY_POINT_GROUP = "refbench.adapters"
+_TASKS = ("refvos", "tsg", "res")
+_REQUIRED = ("name", "title", "code", "tasks")
+_FIELDS = ("name", "title", "code", "tasks", "needs_pixels", "options", "extra", "checkpoint", "reported", "notes")
+
+
+@dataclass(frozen=True)
+class AdapterCard:
+    name: str
+    title: str
+    code: str
+    tasks: tuple[str, ...]
+    needs_pixels: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+    extra: str | None = None
+    checkpoint: dict[str, Any] | None = None
+    reported: dict[str, Any] | None = None
+    notes: str | None = None
+    path: Path | None = field(default=None, compare=False)
+    origin: str = "card"  # "card" or "entry point <dist>"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "title": self.title, "code": self.code, "tasks": list(self.tasks),
+            "needs_pixels": self.needs_pixels, "options": dict(self.options), "extra": self.extra,
+            "checkpoint": self.checkpoint, "origin": self.origin,
+            "path": str(self.path) if self.path else None,
+        }
+
+
+def _card_from_mapping(data: Mapping[str, Any], where: str, path: Path | None = None, origin: str = "card") -> AdapterCard:
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise CardError(f"{where}: adapter card misses {', '.join(missing)}")
+    extra = set(data) - set(_FIELDS)
+    if extra:
+        raise CardError(f"{where}: unknown adapter card fields {sorted(extra)}")
+    tasks = data["tasks"]
+    if isinstance(tasks, str):
+        tasks = [tasks]
+    bad = [t for t in tasks if t not in _TASKS]
+    if bad or not tasks:
+        raise CardError(f"{where}: tasks must be a non-empty list of {', '.join(_TASKS)}, got {tasks!r}")
+    options = data.get("options") or {}
+    if not isinstance(options, dict):
+        raise CardError(f"{where}: options must be a mapping of name -> default")
+    return AdapterCard(
+        name=str(data["name"]), title=str(data["title"]), code=str(data["code"]), tasks=tuple(tasks),
+        needs_pixels=bool(data.get("needs_pixels", True)), options=dict(options), extra=data.get("extra"),
+        checkpoint=data.get("checkpoint"), reported=data.get("reported"), notes=data.get("notes"),
+        path=path, origin=origin,
+    )
+
+
+def _read_card(path: Path) -> AdapterCard:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise CardError(f"{path}: cannot read adapter card: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CardError(f"{path}: an adapter card must be a mapping")
+    card = _card_from_mapping(data, str(path), path)
+    if card.name != path.stem:
+        raise CardError(f"{path}: card name {card.name!r} differs from its file name")
+    return card
+
+
+def _entry_points() -> list[Any]:
+    from importlib.metadata import entry_points
+
+    try:
+        return list(entry_points(group=ENTRY_POINT_GROUP))
+    except TypeError:  # pragma: no cover - Python < 3.10 API
+        return list(entry_points().get(ENTRY_POINT_GROUP, ()))
+
+
+@lru_cache(maxsize=None)
+def adapter_cards() -> dict[str, AdapterCard]:
+    """Every adapter by name: the cards in ``adapters/`` first, then entry points (which do not override)."""
+    cards: dict[str, AdapterCard] = {}
+    for d in card_dirs("adapters"):
+        for path in sorted(d.glob("*.yaml")):
+            if path.stem not in cards:
+                cards[path.stem] = _read_card(path)
+    for ep in _entry_points():
+        if ep.name in cards:
+            continue
+        dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+        cards[ep.name] = AdapterCard(name=ep.name, title=f"third-party adapter from {dist}", code=ep.value,
+                                     tasks=(), origin=f"entry point ({dist})")
+    return cards
+
+
+def adapter_card(name: str) -> AdapterCard:
+    cards = adapter_cards()
+    if name not in cards:
+        raise CardError(f"unknown model {name!r}{suggest(name, cards)} (refbench models list shows all)")
+    card = cards[name]
+    if card.origin != "card" and not card.tasks:
+        # An entry point: its class may carry the card; importing it is the only way to learn its tasks.
+        cls = import_ref(card.code)
+        data = dict(getattr(cls, "CARD", None) or {})
+        data.setdefault("name", name)
+        data.setdefault("title", card.title)
+        data["code"] = card.code
+        data.setdefault("tasks", sorted(getattr(cls, "tasks", ())) or ["refvos"])
+        data.setdefault("needs_pixels", bool(getattr(cls, "needs_pixels", True)))
+        card = _card_from_mapping(data, f"entry point {name} = {card.code}", origin=card.origin)
+    return card
+
+
+# ----------------------------------------------------------------------------------------------
+# Options
+# ----------------------------------------------------------------------------------------------
+
+
+def parse_model_args(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["key=value", ...]`` -> dict; values are read as YAML scalars (``0.5``, ``true``, ``null``, text)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--model-arg {pair!r}: expected key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, (dict, list)):
+            value = raw  # keep structured-looking text as given
+        out[key] = value
+    return out
+
+
+def resolve_options(card: AdapterCard, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Card defaults with ``overrides`` applied; an unknown key or a value of the wrong type is an error."""
+    opts = dict(card.options)
+    for key, value in overrides.items():
+        if key not in opts and key != "batch_size":
+            raise ValueError(f"model {card.name}: unknown option {key!r}{suggest(key, opts)}; options: "
+                             f"{', '.join(sorted(opts)) or '(none)'}")
+        default = opts.get(key)
+        opts[key] = _coerce(card.name, key, value, default)
+    return opts
+
+
+def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, str):
+        return str(value)
+    else:
+        return value
+    raise ValueError(f"model {model}: option {key}={value!r} must be a {type(default).__name__} "
+                     f"(default {default!r})")
+
+
+def load_adapter(name: str, overrides: Mapping[str, Any] | None = None):
+    """Instantiate adapter ``name`` with its card's options overridden by ``overrides``.
+    Returns ``(adapter, card)``; imports the adapter's module (and whatever it needs) only now."""
+    card = adapter_card(name)
+    options = resolve_options(card, overrides or {})
+    cls = import_ref(card.code)
+    adapter = cls(**options)
+    if not getattr(adapter, "name", None):
+        adapter.name = card.name
+    return adapter, card
+
+
+def list_models() -> list[AdapterCard]:
+    return [adapter_cards()[k] for k in sorted(adapter_cards())]
+
+
+def default_model() -> str:
+    return os.environ.get("REFBENCH_MODEL", "prior")
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "AdapterCard",
+    "adapter_card",
+    "adapter_cards",
+    "list_models",
+    "load_adapter",
+    "parse_model_args",
+    "resolve_options",
+]

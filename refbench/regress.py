@@ -1,0 +1,163 @@
+"""``refbench regress``: fail when a run's metrics drift from a committed baseline.
+
+A baseline file is JSON::
+
+    {"tolerance": 1e-9,
+     "entries": {"<model>/<dataset>": {"metrics": {"J&F": 0.62, ...}, "tolerance": {"J&F": 0.001},
+                                        "fingerprint": "..."}}}
+
+``tolerance`` is absolute, in the scale the run's summary uses (fractions for MeViS/DAVIS, percent elsewhere);
+a per-entry ``tolerance`` mapping overrides it per metric. A run is identified by its ``run.json`` (adapter
+and dataset). Every baseline metric must be present in the run and within tolerance; metrics the baseline does
+not list are reported but never fail. ``write_baseline`` creates or updates entries from runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+
+class RegressError(ValueError):
+    """A baseline or run directory cannot be read."""
+
+
+@dataclass
+class RunScores:
+    key: str
+    run_dir: Path
+    metrics: dict[str, float]
+    fingerprint: str | None
+
+
+@dataclass
+class Drift:
+    key: str
+    metric: str
+    baseline: float | None
+    value: float | None
+    tolerance: float
+
+    def line(self) -> str:
+        if self.value is None:
+            return f"{self.key}: {self.metric} missing from the run (baseline {self.baseline!r})"
+        delta = self.value - (self.baseline or 0.0)
+        return (f"{self.key}: {self.metric} moved {self.baseline!r} -> {self.value!r} (delta {delta:+.6g}, "
+                f"tolerance {self.tolerance:g})")
+
+
+@dataclass
+class RegressReport:
+    drifts: list[Drift] = field(default_factory=list)
+    checked: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.drifts
+
+
+def read_run(run_dir: str | os.PathLike) -> RunScores:
+    """The key and headline metrics of a finished run directory."""
+    run_dir = Path(run_dir)
+    meta_path, summary_path = run_dir / "run.json", run_dir / "summary.json"
+    for p in (meta_path, summary_path):
+        if not p.is_file():
+            raise RegressError(f"{p}: not found (is {run_dir} a finished refbench run with public ground truth?)")
+    try:
+        meta = json.loads(meta_path.read_text())
+        summary = json.loads(summary_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RegressError(f"{run_dir}: cannot read run.json / summary.json ({exc})") from exc
+    header = meta.get("header") or {}
+    if not header.get("adapter") or not header.get("dataset"):
+        raise RegressError(f"{meta_path}: no adapter/dataset header")
+    metrics = summary.get("metrics")
+    if not isinstance(metrics, dict):
+        raise RegressError(f"{summary_path}: no metrics")
+    return RunScores(f"{header['adapter']}/{header['dataset']}", run_dir,
+                     {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+                     header.get("fingerprint"))
+
+
+def read_baseline(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise RegressError(f"{path}: baseline not found") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RegressError(f"{path}: cannot read baseline ({exc})") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("entries"), dict):
+        raise RegressError(f"{path}: expected {{\"tolerance\": x, \"entries\": {{\"model/dataset\": {{...}}}}}}")
+    for key, entry in doc["entries"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
+            raise RegressError(f"{path}: entry {key!r} has no metrics mapping")
+    return doc
+
+
+def compare(baseline: Mapping[str, Any], runs: Iterable[RunScores], tolerance: float | None = None,
+            strict: bool = False) -> RegressReport:
+    """Check ``runs`` against ``baseline`` (see the module doc). ``tolerance`` overrides the file's default;
+    ``strict``: every baseline entry must be among the runs."""
+    report = RegressReport()
+    default_tol = float(tolerance if tolerance is not None else baseline.get("tolerance", 0.0))
+    entries = baseline["entries"]
+    seen = set()
+    for run in runs:
+        seen.add(run.key)
+        entry = entries.get(run.key)
+        if entry is None:
+            report.drifts.append(Drift(run.key, "(entry)", None, None, default_tol))
+            report.notes.append(f"{run.key}: no baseline entry (run refbench regress --write to add it)")
+            continue
+        if entry.get("fingerprint") and run.fingerprint and entry["fingerprint"] != run.fingerprint:
+            report.notes.append(f"{run.key}: adapter fingerprint {run.fingerprint} differs from the baseline's "
+                                f"{entry['fingerprint']}")
+        per_metric = entry.get("tolerance") or {}
+        for metric, base in entry["metrics"].items():
+            tol = float(per_metric.get(metric, default_tol))
+            report.checked += 1
+            value = run.metrics.get(metric)
+            if value is None:
+                report.drifts.append(Drift(run.key, metric, base, None, tol))
+            elif not _close(value, base, tol):
+                report.drifts.append(Drift(run.key, metric, base, value, tol))
+        extra = sorted(set(run.metrics) - set(entry["metrics"]))
+        if extra:
+            report.notes.append(f"{run.key}: not in the baseline (not checked): {', '.join(extra)}")
+    if strict:
+        for key in sorted(set(entries) - seen):
+            report.drifts.append(Drift(key, "(run)", None, None, default_tol))
+            report.notes.append(f"{key}: baseline entry without a run (--strict)")
+    return report
+
+
+def _close(value: float, base: Any, tol: float) -> bool:
+    if base is None:
+        return False
+    b = float(base)
+    if math.isnan(b) or math.isnan(value):
+        return math.isnan(b) and math.isnan(value)
+    return abs(value - b) <= tol
+
+
+def write_baseline(path: str | os.PathLike, runs: Iterable[RunScores], tolerance: float = 1e-9) -> dict[str, Any]:
+    """Create or update ``path`` with the runs' metrics (other entries are kept)."""
+    path = Path(path)
+    doc = read_baseline(path) if path.exists() else {"tolerance": tolerance, "entries": {}}
+    for run in runs:
+        doc["entries"][run.key] = {"metrics": dict(sorted(run.metrics.items())), "fingerprint": run.fingerprint}
+    doc["entries"] = dict(sorted(doc["entries"].items()))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)
+    return doc
+
+
+__all__ = ["Drift", "RegressError", "RegressReport", "RunScores", "compare", "read_baseline", "read_run",
+           "write_baseline"]

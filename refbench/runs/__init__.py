@@ -1,0 +1,1 @@
+"""Runs: the prediction store, torchrun sharding and the run loop (:func:`refbench.runs.runner.run`)."""

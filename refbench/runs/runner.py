@@ -1,0 +1,567 @@
+"""``refbench run``: an adapter over a dataset card, into a resumable store, then scored or exported.
+
+The path of one run (:func:`run`): open the card's loader; build the adapter from its card and
+``--model-arg`` overrides and call its ``setup``; fix the run directory (default
+``runs/<dataset>/<model>-<fingerprint>``); shard the samples by video when under torchrun; skip the samples
+already in the store (any rank's part); feed the rest to the adapter in batches, prefetching the next batch's
+frames; store each batch in one transaction; then, on rank 0, merge the parts into the prediction file the
+evaluator reads (``predictions.json``: RLE masks, spans or RES RLE), score it with :func:`refbench.evaluate.run.
+evaluate` when the ground truth is public (``summary.json``, ``per_sample.csv``, a leaderboard row per metric),
+or write the submission zip when it is not. ``run.json`` records the configuration and provenance.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from refbench import __version__
+from refbench.adapters.base import (
+    Adapter,
+    AdapterError,
+    Frames,
+    GroundingRequest,
+    ImageRequest,
+    RunContext,
+    VideoRequest,
+    check_grounding_prediction,
+    check_image_prediction,
+    check_video_prediction,
+)
+from refbench.runs import dist as D
+from refbench.runs.store import RunStore, Stored, StoreMismatch, encode_mask, encode_masks, part_path, part_paths
+
+Progress = Callable[[int, int], None]
+
+DEFAULT_DATASET = "demo_mevis_val_u"
+DEFAULT_MODEL = "prior"
+
+
+class RunError(RuntimeError):
+    """A run cannot start or did not finish (the message says why and where)."""
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run (the CLI fills it from its options)."""
+
+    model: str = DEFAULT_MODEL
+    dataset: str = DEFAULT_DATASET
+    root: str | None = None
+    out: str | None = None
+    limit: int | None = None
+    device: str = "cpu"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    protocol: str | None = None
+    leaderboard: str | None = None  # directory for reproduced rows; None = no append
+    overwrite: bool = False
+    prefetch: int = 2  # batches of frames decoded ahead (adapters that need pixels)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any] | None  # evaluation summary (None when GT is not public or on ranks > 0)
+    submission: Path | None
+    predicted: int  # samples predicted by this process in this invocation
+    reused: int  # samples found in the store
+    total: int  # samples in the run (after --limit)
+    table: str | None = None
+    leaderboard_rows: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------
+# Samples -> requests
+# ----------------------------------------------------------------------------------------------
+
+
+def sample_key(task: str, sample: Any) -> str:
+    if task == "refvos":
+        return f"{sample.video}/{sample.exp_id}"
+    if task == "tsg":
+        return str(sample.qid)
+    return str(sample.sample_id)
+
+
+def _video_of(task: str, sample: Any) -> str:
+    return sample.image_id if task == "res" else sample.video
+
+
+def _cost(task: str, sample: Any) -> float:
+    return float(len(sample.frames)) if task == "refvos" else 1.0
+
+
+def frame_size(loader: Any, sample: Any, paths: Sequence[Path]) -> tuple[int, int]:
+    """The original (H, W) of a video sample: the meta, the first frame's header, else the ground truth."""
+    if sample.height and sample.width:
+        return int(sample.height), int(sample.width)
+    if paths and Path(paths[0]).is_file():
+        from refbench.data.mevis import image_size
+
+        return image_size(Path(paths[0]))
+    if callable(getattr(loader, "_frame_size", None)) and getattr(loader, "mask_dict_path", None) is not None:
+        return tuple(loader._frame_size(sample))  # type: ignore[return-value]
+    if getattr(loader, "has_gt", False):
+        return tuple(loader.gt_masks(sample).shape[1:])  # type: ignore[return-value]
+    raise RunError(f"{sample.video}: cannot tell the frame size: {paths[0] if paths else 'no frames'} is missing "
+                   "and the ground truth is not public (put JPEGImages on disk)")
+
+
+class _Requests:
+    def __init__(self, task: str, loader: Any, adapter: Adapter, protocol: str) -> None:
+        self.task, self.loader, self.adapter, self.protocol = task, loader, adapter, protocol
+        self.oracle = bool(getattr(adapter, "uses_ground_truth", False))
+
+    def make(self, sample: Any) -> Any:
+        key = sample_key(self.task, sample)
+        loader = self.loader
+        if self.task == "refvos":
+            paths = loader.frame_paths(sample)
+            ref = (lambda s=sample: loader.gt_masks(s)) if self.oracle else None
+            return VideoRequest(key, sample.video, sample.exp_id, sample.text, Frames(sample.frames, paths),
+                                frame_size(loader, sample, paths), reference=ref)
+        if self.task == "tsg":
+            vp = loader.video_path(sample) if callable(getattr(loader, "video_path", None)) else None
+            return GroundingRequest(key, sample.video, sample.query, sample.duration, vp,
+                                    reference=tuple(sample.span) if (self.oracle and sample.span) else None)
+        from refbench.evaluate.res import _gt
+
+        ref = (lambda s=sample: _gt(loader, s, self.protocol)) if self.oracle else None
+        return ImageRequest(key, sample.image_id, sample.text, loader.image_path(sample),
+                            (int(sample.height), int(sample.width)), reference=ref)
+
+    def predict(self, requests: list[Any]) -> list[Any]:
+        a = self.adapter
+        if self.task == "refvos":
+            return a.predict_video(requests)
+        if self.task == "tsg":
+            return a.predict_grounding(requests)
+        return a.predict_image(requests)
+
+    def encode(self, req: Any, pred: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        name = self.adapter.name
+        if self.task == "refvos":
+            return encode_masks(check_video_prediction(req, pred, name)), dict(pred.diagnostics)
+        if self.task == "tsg":
+            spans = check_grounding_prediction(req, pred, name)
+            return {"spans": [list(s) for s in spans], "text": pred.text}, dict(pred.diagnostics)
+        return encode_mask(check_image_prediction(req, pred, name)), dict(pred.diagnostics)
+
+
+class SubsetLoader:
+    """A loader restricted to some samples (``--limit``); everything else is delegated."""
+
+    def __init__(self, loader: Any, keys: set[str], task: str) -> None:
+        self._loader, self._keys, self._task = loader, keys, task
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._loader, name)
+        if name == "pooled_samples":  # Ref-DAVIS17 convention B's order, restricted the same way
+            return lambda: [s for s in attr() if sample_key(self._task, s) in self._keys]
+        return attr
+
+    def samples(self) -> list[Any]:
+        return [s for s in self._loader.samples() if sample_key(self._task, s) in self._keys]
+
+
+# ----------------------------------------------------------------------------------------------
+# Provenance
+# ----------------------------------------------------------------------------------------------
+
+
+def _git_commit() -> dict[str, Any] | None:
+    repo = Path(__file__).resolve().parents[2]
+    if not (repo / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
+        return {"commit": head, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("torch", "numpy", "pycocotools", "opencv-python-headless", "opencv-python", "pillow",
+                "transformers", "accelerate"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda") and "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or platform.machine()
+
+
+def _peak_memory() -> dict[str, float]:
+    import resource
+
+    out = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            out["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing the merged predictions
+# ----------------------------------------------------------------------------------------------
+
+
+def _atomic_json(path: Path, doc: Any, indent: int | None = None) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        json.dump(doc, fh, indent=indent, separators=(",", ": ") if indent else (",", ":"), default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def merge_parts(run_dir: Path, header: dict[str, Any], keys: Sequence[str]) -> dict[str, Stored]:
+    """Every stored prediction of ``keys`` across the run's part files; RunError names what is missing."""
+    found: dict[str, Stored] = {}
+    for p in part_paths(run_dir):
+        store = RunStore(p, header, readonly=True)
+        try:
+            for item in store.items():
+                prev = found.get(item.sample_id)
+                if prev is not None and prev.payload != item.payload:
+                    raise RunError(f"{run_dir}: sample {item.sample_id} is stored twice with different predictions "
+                                   f"({p.name} and another part)")
+                found.setdefault(item.sample_id, item)
+        finally:
+            store.close()
+    absent = [k for k in keys if k not in found]
+    if absent:
+        raise RunError(f"{run_dir}: {len(absent)} sample(s) have no stored prediction, e.g. {', '.join(absent[:5])}")
+    return {k: found[k] for k in keys}
+
+
+def write_predictions(task: str, samples: Sequence[Any], stored: dict[str, Stored], path: Path) -> None:
+    """The merged predictions in the format ``refbench eval`` reads, in dataset order."""
+    if task == "refvos":
+        doc: dict[str, Any] = {}
+        for s in samples:
+            p = stored[sample_key(task, s)].payload
+            h, w = p["size"]
+            doc.setdefault(s.video, {})[s.exp_id] = [{"size": [h, w], "counts": c} for c in p["rles"]]
+    elif task == "tsg":
+        doc = {sample_key(task, s): stored[sample_key(task, s)].payload["spans"] for s in samples}
+    else:
+        doc = {sample_key(task, s): stored[sample_key(task, s)].payload for s in samples}
+    _atomic_json(path, doc)
+
+
+def write_diagnostics(samples: Sequence[Any], task: str, stored: dict[str, Stored], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        for s in samples:
+            item = stored[sample_key(task, s)]
+            fh.write(json.dumps({"sample_id": item.sample_id, "seconds": item.seconds,
+                                 "diagnostics": item.diagnostics}, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------
+
+_RUN_FILES = ("predictions.json", "diagnostics.jsonl", "summary.json", "per_sample.csv", "submission.zip",
+              "run.json")
+
+
+def default_run_dir(dataset: str, model: str, fingerprint: str) -> Path:
+    return Path("runs") / dataset / f"{model}-{fingerprint[:8]}"
+
+
+def _clear(run_dir: Path) -> None:
+    for p in part_paths(run_dir):
+        for extra in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
+            if extra.exists():
+                extra.unlink()
+    for name in _RUN_FILES:
+        if (run_dir / name).exists():
+            (run_dir / name).unlink()
+
+
+def run(config: RunConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None) -> RunResult:
+    """Run ``config.model`` over ``config.dataset`` (module doc). Library code: raises, never exits."""
+    from refbench.adapters.registry import load_adapter
+    from refbench.cards import dataset_card
+    from refbench.evaluate.run import annotation_files, annotation_hash
+
+    t0 = time.time()
+    say = log or (lambda _msg: None)
+    d = D.from_env()
+    card = dataset_card(config.dataset)
+    task = card.task
+    if task not in ("refvos", "tsg", "res"):
+        raise RunError(f"dataset {card.name}: task {task!r} has no adapter contract yet (refvos, tsg, res)")
+    root = card.resolve_root(config.root)
+    loader = card.open(root)
+    protocol = config.protocol or card.protocol
+
+    adapter, acard = load_adapter(config.model, config.model_args)
+    if task not in acard.tasks or (adapter.tasks and task not in adapter.tasks):
+        raise RunError(f"model {acard.name} does not support task {task!r} of {card.name} "
+                       f"(it supports {', '.join(acard.tasks)})")
+    if adapter.uses_ground_truth and not card.has_public_gt:
+        raise RunError(f"model {acard.name} needs ground truth, which {card.name} does not make public")
+
+    samples = list(loader.samples())
+    if not samples:
+        raise RunError(f"dataset {card.name} at {root}: no samples")
+    if config.limit is not None:
+        if config.limit < 1:
+            raise RunError(f"--limit must be >= 1, got {config.limit}")
+        samples = samples[: config.limit]
+    keys = [sample_key(task, s) for s in samples]
+    if len(set(keys)) != len(keys):
+        raise RunError(f"dataset {card.name}: duplicate sample ids; cannot store predictions by id")
+
+    D.init(d, config.device)
+    device = D.device_for(d, config.device)
+    adapter.setup(RunContext(device=device, dataset=card.name, root=root,
+                             run_dir=Path(config.out) if config.out else None))
+    fingerprint = adapter.fingerprint()
+    ann_files = annotation_files(card, root)
+    header = {"adapter": acard.name, "fingerprint": fingerprint, "dataset": card.name, "task": task,
+              "annotation_sha256": annotation_hash(ann_files, root)}
+    run_dir = Path(config.out) if config.out else default_run_dir(card.name, acard.name, fingerprint)
+
+    if d.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if config.overwrite:
+            _clear(run_dir)
+        for stale in D.aborted(run_dir):
+            stale.unlink()
+        _write_run_json(run_dir, config, acard, adapter, header, d, status="running", started=t0)
+    D.barrier(d)
+
+    # Every existing part must carry the same header; their union is what is already done.
+    done: set[str] = set()
+    for p in part_paths(run_dir):
+        if p == part_path(run_dir, d.rank):
+            continue
+        s = RunStore(p, header, readonly=True)
+        try:
+            done |= s.done()
+        finally:
+            s.close()
+    store = RunStore(part_path(run_dir, d.rank), header)
+    done |= store.done()
+
+    shards = D.shard_by_video(samples, lambda s: _video_of(task, s), lambda s: _cost(task, s), d.world)
+    mine = [samples[i] for i in shards[d.rank]]
+    todo = [s for s in mine if sample_key(task, s) not in done]
+    reused = len(mine) - len(todo)
+    if d.is_main:
+        say(f"run dir {run_dir}: {len(samples)} samples" + (f" over {d.world} ranks" if d.distributed else "")
+            + (f", {reused} already stored" if reused else ""))
+
+    ok, message = True, ""
+    predicted = 0
+    try:
+        predicted = _predict(task, loader, adapter, protocol, todo, store, run_dir, d, config, progress,
+                             len(mine), reused)
+    except Exception as exc:  # noqa: BLE001 - reported to every rank, then re-raised
+        ok, message = False, f"rank {d.rank}: {exc}"
+        if d.distributed:
+            D.abort_path(run_dir, d.rank).write_text(message + "\n" + traceback.format_exc())
+            print(f"refbench run: {message}", file=sys.stderr)
+        failure = exc
+    finally:
+        store.close()
+        adapter.close()
+    statuses = D.gather_status(d, ok, message)
+    failed = [m for _r, good, m in statuses if not good]
+    if failed:
+        D.shutdown(d)
+        if not ok:
+            raise failure  # this rank's own error, with its traceback
+        raise RunError("; ".join(failed))
+    D.barrier(d)
+
+    result = RunResult(run_dir=run_dir, summary=None, submission=None, predicted=predicted, reused=reused,
+                       total=len(samples))
+    if d.is_main:
+        _finish(result, task, card, acard, adapter, samples, keys, header, root, loader, protocol, config, d, t0,
+                say)
+    D.barrier(d)
+    D.shutdown(d)
+    return result
+
+
+def _predict(task: str, loader: Any, adapter: Adapter, protocol: str, todo: list[Any], store: RunStore,
+             run_dir: Path, d: D.Dist, config: RunConfig, progress: Progress | None, n_mine: int,
+             reused: int) -> int:
+    reqs = _Requests(task, loader, adapter, protocol)
+    bs = max(1, int(getattr(adapter, "batch_size", 1) or 1))
+    batches = [todo[i:i + bs] for i in range(0, len(todo), bs)]
+    pixels = task == "refvos" and bool(getattr(adapter, "needs_pixels", True))
+    done = reused
+    if progress and d.is_main:
+        progress(done, n_mine)
+    pool = ThreadPoolExecutor(max_workers=2) if pixels else None
+    ahead: list[tuple[list[Any], Future | None]] = []
+
+    def submit(batch: list[Any]) -> tuple[list[Any], Future | None]:
+        rs = [reqs.make(s) for s in batch]
+        fut = pool.submit(lambda: [r.frames.preload() for r in rs]) if pool is not None else None
+        return rs, fut
+
+    try:
+        nxt = 0
+        for _ in range(len(batches)):
+            while len(ahead) <= max(0, config.prefetch if pixels else 0) and nxt < len(batches):
+                ahead.append(submit(batches[nxt]))
+                nxt += 1
+            rs, fut = ahead.pop(0)
+            if D.aborted(run_dir):
+                raise RunError(f"stopped: another rank failed ({', '.join(p.name for p in D.aborted(run_dir))})")
+            if fut is not None:
+                fut.result()  # surfaces a decode error of this batch
+            t = time.perf_counter()
+            preds = reqs.predict(rs)
+            if len(preds) != len(rs):
+                raise AdapterError(f"adapter {adapter.name}: returned {len(preds)} predictions for {len(rs)} requests")
+            secs = (time.perf_counter() - t) / len(rs)
+            items = []
+            for r, p in zip(rs, preds):
+                payload, diag = reqs.encode(r, p)
+                items.append(Stored(r.sample_id, r.image_id if task == "res" else r.video, payload, diag, secs))
+                if task == "refvos":
+                    r.frames.release()
+            store.put_many(items)
+            done += len(rs)
+            if progress and d.is_main:
+                progress(done, n_mine)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return done - reused
+
+
+def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapter, samples: list[Any],
+            keys: list[str], header: dict[str, Any], root: Path, loader: Any, protocol: str, config: RunConfig,
+            d: D.Dist, t0: float, say: Callable[[str], None]) -> None:
+    run_dir = result.run_dir
+    stored = merge_parts(run_dir, header, keys)
+    pred_path = run_dir / "predictions.json"
+    write_predictions(task, samples, stored, pred_path)
+    write_diagnostics(samples, task, stored, run_dir / "diagnostics.jsonl")
+    partial = config.limit is not None and len(samples) < len(loader.samples())
+    eval_summary = None
+    if card.has_public_gt:
+        from refbench.evaluate.run import evaluate, format_table, write_csv, write_json
+
+        sub = SubsetLoader(loader, set(keys), task) if partial else loader
+        res, eval_summary = evaluate(card.name, pred_path, root=root, protocol=protocol, missing="error",
+                                     device=D.device_for(d, config.device), loader=sub)
+        eval_summary["run"] = {"model": acard.name, "fingerprint": header["fingerprint"], "run_dir": str(run_dir),
+                               "samples": len(samples), "partial": partial}
+        write_json(eval_summary, run_dir / "summary.json")
+        write_csv(res.per_sample, run_dir / "per_sample.csv")
+        result.summary = eval_summary
+        result.table = format_table(res, card.name)
+        if partial:
+            result.notes.append(f"--limit {config.limit}: scored {len(samples)} of {len(loader.samples())} samples; "
+                                "not added to the leaderboard")
+        elif config.leaderboard:
+            result.leaderboard_rows = _append_leaderboard(config.leaderboard, card, acard, header, eval_summary,
+                                                          run_dir, adapter.options)
+    elif partial:
+        result.notes.append(f"--limit {config.limit}: {card.name} has no public ground truth and a partial run "
+                            "is not a valid submission; no zip written")
+    else:
+        from refbench.export import export_submission
+
+        rep = export_submission(card.name, pred_path, run_dir / "submission.zip", root=root, overwrite=True)
+        result.submission = Path(rep.path)
+        where = rep.server or (card.submission or {}).get("server")
+        result.notes.append(f"submission zip: {rep.path} ({rep.frames} frames of {rep.expressions} expressions)"
+                            + (f"; upload it to {where}" if where else ""))
+    _write_run_json(run_dir, config, acard, adapter, header, d, status="done", started=t0,
+                    extra={"samples": len(samples), "partial": partial,
+                           "metrics": eval_summary["metrics"] if eval_summary else None,
+                           "submission": str(result.submission) if result.submission else None})
+
+
+def model_label(acard: Any, options: dict[str, Any]) -> str:
+    """The adapter name, with the options that differ from its card's defaults: ``prior[objective=miou]``."""
+    from refbench.adapters.base import _NOT_OUTPUT_OPTIONS
+
+    changed = [f"{k}={v}" for k, v in sorted(options.items())
+               if k not in _NOT_OUTPUT_OPTIONS and acard.options.get(k) != v]
+    return f"{acard.name}[{','.join(changed)}]" if changed else acard.name
+
+
+def _append_leaderboard(directory: str, card: Any, acard: Any, header: dict[str, Any], summary: dict[str, Any],
+                        run_dir: Path, options: dict[str, Any]) -> int:
+    from refbench.leaderboard import append_rows, family_of, rows_from_summary
+
+    run_id = f"{run_dir.name}@{summary['provenance']['date']}"
+    rows = rows_from_summary(summary, model=model_label(acard, options), run_id=run_id,
+                             fingerprint=header["fingerprint"], source=str(run_dir))
+    path = Path(directory) / f"{family_of(card.task)}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    append_rows(path, rows)
+    return len(rows)
+
+
+def _write_run_json(run_dir: Path, config: RunConfig, acard: Any, adapter: Adapter, header: dict[str, Any],
+                    d: D.Dist, status: str, started: float, extra: dict[str, Any] | None = None) -> None:
+    doc = {
+        "status": status,
+        "config": asdict(config),
+        "header": header,
+        "adapter": {"card": acard.to_dict(), "options": adapter.options, "fingerprint": header["fingerprint"],
+                    "fingerprint_state": adapter.fingerprint_state(), "version": adapter.version},
+        "provenance": {
+            "refbench_version": __version__,
+            "git": _git_commit(),
+            "packages": _package_versions(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "device": config.device,
+            "device_name": _device_name(config.device),
+            "world_size": d.world,
+            "started": _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
+            "wall_seconds": round(time.time() - started, 3),
+            **_peak_memory(),
+        },
+        **(extra or {}),
+    }
+    fit = getattr(adapter, "fit_info", None)
+    if fit:
+        doc["adapter"]["fit"] = fit
+    _atomic_json(run_dir / "run.json", doc, indent=2)
+
+
+__all__ = ["DEFAULT_DATASET", "DEFAULT_MODEL", "RunConfig", "RunError", "RunResult", "SubsetLoader",
+           "StoreMismatch", "default_run_dir", "frame_size", "merge_parts", "run", "sample_key"]

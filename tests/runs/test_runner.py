@@ -1,0 +1,258 @@
+"""`refbench run` end to end: baselines on the demo and the golden data, resume, export, no-GT path."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from refbench.cli import main
+from refbench.runs.runner import RunConfig, run
+
+
+def _run(*args: str) -> str:
+    r = CliRunner().invoke(main, ["run", *args])
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def _summary(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / "summary.json").read_text())
+
+
+def test_default_run_is_the_demo(demo_env, tmp_path):
+    out = _run()
+    assert "prior on demo_mevis_val_u: 15 predicted, 0 reused, 15 samples" in out
+    (run_dir,) = list((tmp_path / "runs" / "demo_mevis_val_u").glob("prior-*"))
+    s = _summary(run_dir)
+    assert s["dataset"] == "demo_mevis_val_u" and s["protocol"] == "mevis" and s["counts"]["scored"] == 15
+    assert set(s["metrics"]) == {"J", "F", "J&F"}
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "done" and meta["header"]["adapter"] == "prior"
+    prov = meta["provenance"]
+    for key in ("refbench_version", "git", "packages", "device", "started", "wall_seconds", "peak_rss_mib"):
+        assert key in prov
+    assert meta["adapter"]["fit"]["train"] == "demo_mevis_train" and meta["adapter"]["fit"]["train_samples"] == 28
+    assert run_dir.name == f"prior-{meta['header']['fingerprint'][:8]}"
+    rows = (tmp_path / "runs" / "leaderboards" / "refvos.csv").read_text().splitlines()
+    assert len(rows) == 4 and all(",prior,J" in r or ",prior,F" in r for r in rows[1:])
+    # the second run resumes: nothing predicted again, same numbers
+    out = _run()
+    assert "0 predicted, 15 reused" in out
+    assert _summary(run_dir)["metrics"] == s["metrics"]
+    lb = CliRunner().invoke(main, ["leaderboard", "--dataset", "demo_mevis_val_u", "--format", "csv"])
+    assert lb.exit_code == 0 and lb.output.count("demo_mevis_val_u,prior,") == 6, lb.output  # two runs, 3 each
+
+
+def _gt_empty_fraction(card_name: str) -> float:
+    """MeViS on an all-empty prediction: J = F = share of empty-GT frames, averaged over expressions."""
+    from refbench.cards import dataset_card
+
+    loader = dataset_card(card_name).open()
+    fr = [float(np.mean([not m.any() for m in loader.gt_masks(s)])) for s in loader.samples()]
+    return float(np.mean(fr))
+
+
+def test_baselines_on_every_demo_task(demo_env, tmp_path):
+    o = {}
+    for model in ("oracle", "empty", "prior"):
+        for ds in ("demo_mevis_val_u", "demo_charades_test", "demo_refcoco_val"):
+            res = run(RunConfig(model=model, dataset=ds, out=str(tmp_path / model / ds)))
+            o[model, ds] = res.summary["metrics"]
+    assert o["oracle", "demo_mevis_val_u"] == {"J": 1.0, "F": 1.0, "J&F": 1.0}
+    assert o["oracle", "demo_charades_test"] == {"R@0.3": 100.0, "R@0.5": 100.0, "R@0.7": 100.0, "mIoU": 100.0}
+    # LISA's per-sample IoU is I / (U + 1e-5) (train_ds.py validate), so the GT itself scores gIoU just below 1
+    assert o["oracle", "demo_refcoco_val"]["cIoU"] == 1.0
+    assert 1 - 1e-5 < o["oracle", "demo_refcoco_val"]["gIoU"] < 1.0
+    frac = _gt_empty_fraction("demo_mevis_val_u")
+    assert 0 < frac < 1
+    assert o["empty", "demo_mevis_val_u"]["J"] == pytest.approx(frac, abs=1e-12)
+    assert o["empty", "demo_mevis_val_u"]["F"] == pytest.approx(frac, abs=1e-12)
+    assert o["empty", "demo_charades_test"] == {"R@0.3": 0.0, "R@0.5": 0.0, "R@0.7": 0.0, "mIoU": 0.0}
+    assert o["empty", "demo_refcoco_val"] == {"cIoU": 0.0, "gIoU": 0.0}
+    # the prior learned something on the skewed demo spans
+    assert o["prior", "demo_charades_test"]["mIoU"] > 0
+
+
+def test_oracle_predictions_score_100_under_every_protocol(demo_env, tmp_path):
+    from refbench.evaluate.run import evaluate
+
+    d = tmp_path / "tsg"
+    run(RunConfig(model="oracle", dataset="demo_charades_test", out=str(d)))
+    for protocol in ("default", "lmms-eval", "timechat", "vtimellm", "moment_detr", "2d-tan"):
+        res, _ = evaluate("demo_charades_test", d / "predictions.json", protocol=protocol)
+        assert all(v == 100.0 for v in res.metrics.values()), (protocol, res.metrics)
+    d = tmp_path / "res"
+    run(RunConfig(model="oracle", dataset="demo_refcoco_val", out=str(d)))
+    for protocol in ("lisa", "sa2va", "exact"):
+        res, _ = evaluate("demo_refcoco_val", d / "predictions.json", protocol=protocol)
+        assert res.metrics["cIoU"] == 1.0, protocol
+        if protocol == "exact":
+            assert res.metrics["gIoU"] == 1.0
+        else:  # LISA adds 1e-5 to each union (Sa2VA happens to round to 1.0 here)
+            assert 1 - 1e-5 < res.metrics["gIoU"] <= 1.0, protocol
+    d = tmp_path / "vos"
+    run(RunConfig(model="oracle", dataset="demo_mevis_val_u", out=str(d)))
+    for protocol in ("mevis", "refdavis_b"):
+        res, _ = evaluate("demo_mevis_val_u", d / "predictions.json", protocol=protocol)
+        assert res.metrics == {"J": 1.0, "F": 1.0, "J&F": 1.0}, protocol
+
+
+def test_limit_then_resume_equals_a_fresh_run(demo_env, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    r1 = run(RunConfig(model="prior", dataset="demo_mevis_val_u", out=str(a), limit=5, leaderboard=str(tmp_path / "lb")))
+    assert (r1.predicted, r1.reused, r1.total) == (5, 0, 5) and r1.summary["counts"]["samples"] == 5
+    assert r1.leaderboard_rows == 0 and "not added to the leaderboard" in r1.notes[0]
+    r2 = run(RunConfig(model="prior", dataset="demo_mevis_val_u", out=str(a)))
+    assert (r2.predicted, r2.reused, r2.total) == (10, 5, 15)
+    r3 = run(RunConfig(model="prior", dataset="demo_mevis_val_u", out=str(b)))
+    assert (a / "predictions.json").read_bytes() == (b / "predictions.json").read_bytes()
+    assert r2.summary["metrics"] == r3.summary["metrics"]
+
+
+def test_changed_fingerprint_is_refused(demo_env, tmp_path):
+    _run("--model", "prior", "--out", "x", "--no-leaderboard")
+    r = CliRunner().invoke(main, ["run", "--model", "prior", "--out", "x", "--model-arg", "grid=16"])
+    assert r.exit_code == 1
+    assert "StoreMismatch" in r.output and "fingerprint: stored" in r.output and "--overwrite" in r.output
+    r = CliRunner().invoke(main, ["run", "--model", "prior", "--out", "x", "--model-arg", "grid=16", "--overwrite",
+                                  "--no-leaderboard"])
+    assert r.exit_code == 0 and "15 predicted, 0 reused" in r.output
+    r = CliRunner().invoke(main, ["run", "--model", "nope"])
+    assert r.exit_code == 1 and "unknown model 'nope'" in r.output
+    r = CliRunner().invoke(main, ["run", "--model", "oracle", "--dataset", "demo_mevis_val"])
+    assert r.exit_code == 1 and "does not make public" in r.output
+
+
+def test_no_public_gt_ends_in_a_submission_zip(demo_env, tmp_path):
+    out = _run("--model", "prior", "--dataset", "demo_mevis_val", "--out", "val")
+    assert "submission zip: val/submission.zip" in out
+    from refbench.cards import dataset_card
+
+    samples = dataset_card("demo_mevis_val").open().samples()
+    want = sorted(f"{s.video}/{s.exp_id}/{f}.png" for s in samples for f in s.frames)
+    with zipfile.ZipFile(tmp_path / "val" / "submission.zip") as z:
+        assert sorted(z.namelist()) == want
+    assert not (tmp_path / "val" / "summary.json").exists()
+
+
+def test_export_then_eval_gives_the_run_scores(demo_env, tmp_path, monkeypatch):
+    from refbench.adapters import registry
+    from tests.plugin_fixture import make_plugin
+
+    monkeypatch.syspath_prepend(str(make_plugin(tmp_path / "plugin")))
+    registry.adapter_cards.cache_clear()
+    try:
+        res = run(RunConfig(model="halfplug", dataset="demo_mevis_val_u", out=str(tmp_path / "h")))
+    finally:
+        registry.adapter_cards.cache_clear()
+    diag = [json.loads(x) for x in (tmp_path / "h" / "diagnostics.jsonl").read_text().splitlines()]
+    assert len(diag) == 15 and all(d["diagnostics"]["first_frame_mean"] > 0 for d in diag)  # pixels were read
+    r = CliRunner().invoke(main, ["export", "--run", str(tmp_path / "h"), "--format", "mevis", "--out", "sub.zip"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["eval", "--dataset", "demo_mevis_val_u", "--pred", "sub.zip", "--json", "e.json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(Path("e.json").read_text())["metrics"] == res.summary["metrics"]
+    assert 0 < res.summary["metrics"]["J"] < 1
+
+
+def test_annotations_only_root(demo_env, demo_base, tmp_path):
+    """Blind adapters run where only annotations are on disk; a pixel adapter names the missing frame."""
+    src = demo_base / "mevis" / "valid_u"
+    root = tmp_path / "annos"
+    (root / "valid_u").mkdir(parents=True)
+    for name in ("meta_expressions.json", "mask_dict.json"):
+        shutil.copy(src / name, root / "valid_u" / name)
+    for model in ("oracle", "empty", "prior"):
+        res = run(RunConfig(model=model, dataset="demo_mevis_val_u", root=str(root), out=str(tmp_path / model),
+                            model_args={"train_root": str(demo_base / "mevis")} if model == "prior" else {}))
+        assert res.summary["counts"]["scored"] == 15
+    assert res.summary["metrics"] == _summary_of(demo_env, tmp_path)
+
+
+def _summary_of(demo_env, tmp_path) -> dict:
+    return run(RunConfig(model="prior", dataset="demo_mevis_val_u", out=str(tmp_path / "with-frames"))).summary["metrics"]
+
+
+def test_golden_baselines(shared_data, tmp_path):
+    """Oracle and empty on the real golden annotations, through the store and the official protocols."""
+    mevis = tmp_path / "mevis" / "valid_u"
+    mevis.mkdir(parents=True)
+    for name in ("meta_expressions.json", "mask_dict.json"):
+        (mevis / name).symlink_to(shared_data / "mevis_golden" / "valid_u" / name)
+    cases = {
+        "mevis_val_u": tmp_path / "mevis",
+        "revos_val": shared_data / "revos_golden",
+        "reasonseg_val": shared_data / "refcoco_golden" / "reason_seg" / "ReasonSeg",
+        "charades_sta_test": shared_data / "charades_sta",
+    }
+    got = {}
+    for ds, root in cases.items():
+        for model in ("oracle", "empty"):
+            got[model, ds] = run(RunConfig(model=model, dataset=ds, root=str(root),
+                                           out=str(tmp_path / model / ds))).summary["metrics"]
+    assert got["oracle", "mevis_val_u"] == {"J": 1.0, "F": 1.0, "J&F": 1.0}
+    assert got["oracle", "charades_sta_test"]["mIoU"] == 100.0
+    assert got["oracle", "reasonseg_val"]["cIoU"] == 1.0
+    assert got["oracle", "reasonseg_val"]["gIoU"] == pytest.approx(1.0, abs=1e-5)  # LISA's I / (U + 1e-5)
+    rv = got["oracle", "revos_val"]
+    assert rv["J"] == rv["F"] == rv["J&F"] == 100.0
+    # Official ReVOS quirk (PROTOCOLS.md 6): A and R use the raw GT values, and overlapping objects sum to 2,
+    # so even the ground truth scores below 100 on A and R in eval_revos.py.
+    assert rv["A"] < 100.0 and rv["R"] < 100.0
+    # MeViS empty: J = F = share of empty-GT frames averaged over expressions (independent count)
+    from refbench.data.mevis import MevisLoader
+
+    loader = MevisLoader(tmp_path / "mevis", "valid_u")
+    frac = float(np.mean([np.mean([not m.any() for m in loader.gt_masks(s)]) for s in loader.samples()]))
+    assert got["empty", "mevis_val_u"]["J"] == pytest.approx(frac, abs=1e-12)
+
+
+def test_blind_prior_on_charades_sta_test(shared_data, tmp_path):
+    """The leaderboard's blind TSG prior, recomputed independently with numpy from the annotation files."""
+    root = shared_data / "charades_sta"
+    res = run(RunConfig(model="prior", dataset="charades_sta_test", root=str(root), out=str(tmp_path / "p")))
+
+    def read(split):
+        dur = {}
+        for line in (root / f"Charades_v1_{split}.csv").read_text().splitlines()[1:]:
+            pass
+        import csv
+
+        with open(root / f"Charades_v1_{split}.csv", newline="") as fh:
+            dur = {r["id"]: float(r["length"]) for r in csv.DictReader(fh)}
+        out = []
+        for line in (root / f"charades_sta_{split}.txt").read_text().splitlines():
+            if not line.strip():
+                continue
+            head = line.split("##")[0].split()
+            out.append((float(head[1]), float(head[2]), dur[head[0]]))
+        return out
+
+    train = [(s / d, e / d) for s, e, d in read("train") if e >= s]
+    bins = 20
+    counts: dict[tuple[int, int], int] = {}
+    for s, e in train:
+        i = int(np.rint(min(max(s, 0), 1) * bins))
+        j = int(np.rint(min(max(e, 0), 1) * bins))
+        j = min(max(j, i + 1), bins)
+        i = min(i, j - 1)
+        counts[i, j] = counts.get((i, j), 0) + 1
+    best = max(sorted(counts), key=lambda k: counts[k])
+    ious = []
+    for gs, ge, d in read("test"):
+        ps, pe = best[0] / bins * d, best[1] / bins * d
+        den = max(pe, ge) - min(ps, gs)
+        ious.append(max(min(pe, ge) - max(ps, gs), 0) / den if den > 0 else 0.0)
+    ious = np.array(ious)
+    m = res.summary["metrics"]
+    assert len(ious) == 3720
+    for t in (0.3, 0.5, 0.7):
+        assert m[f"R@{t}"] == pytest.approx(100 * np.mean(ious >= t), abs=1e-9)
+    assert m["mIoU"] == pytest.approx(100 * ious.mean(), abs=1e-9)
+    assert best == (0, 4)  # [0, 0.2] of the video: Charades-STA moments start early

@@ -1,0 +1,63 @@
+"""The prediction store: RLE round trip, header binding, transactions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from refbench.runs.store import RunStore, Stored, StoreMismatch, decode_masks, encode_mask, encode_masks
+
+HEADER = {"adapter": "oracle", "fingerprint": "abc", "dataset": "demo_mevis_val_u", "task": "refvos",
+          "annotation_sha256": "00"}
+
+
+def test_mask_round_trip():
+    rng = np.random.default_rng(0)
+    for shape in [(3, 7, 5), (1, 1, 1), (0, 4, 4), (5, 64, 33)]:
+        m = rng.random(shape) > 0.6
+        p = encode_masks(m)
+        assert p["size"] == list(shape[1:]) and len(p["rles"]) == shape[0]
+        back = decode_masks(p)
+        assert back.shape == shape and np.array_equal(back, m)
+    m = rng.random((9, 11)) > 0.5
+    from pycocotools import mask as mu
+
+    e = encode_mask(m)
+    assert np.array_equal(mu.decode({"size": e["size"], "counts": e["counts"].encode()}) != 0, m)
+
+
+def test_store_put_get_resume_and_mismatch(tmp_path):
+    path = tmp_path / "part-00000.sqlite"
+    with RunStore(path, HEADER) as s:
+        s.put_many([Stored("v/0", "v", {"x": 1}, {"t": np.float32(0.5)}, 0.1),
+                    Stored("v/1", "v", {"x": 2}, {}, 0.2)])
+        assert len(s) == 2
+    with RunStore(path, HEADER) as s:  # reopen: same header resumes
+        assert s.done() == {"v/0", "v/1"}
+        got = s.get("v/0")
+        assert got.payload == {"x": 1} and got.diagnostics == {"t": 0.5} and got.seconds == pytest.approx(0.1)
+        assert s.get("nope") is None
+    for key, value in [("fingerprint", "abd"), ("dataset", "mevis_val_u"), ("annotation_sha256", "01")]:
+        with pytest.raises(StoreMismatch, match=rf"{key}: stored .*--overwrite"):
+            RunStore(path, {**HEADER, key: value})
+    bad = tmp_path / "junk.sqlite"
+    bad.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StoreMismatch, match="not a refbench prediction store"):
+        RunStore(bad, HEADER)
+    with pytest.raises(FileNotFoundError):
+        RunStore(tmp_path / "none.sqlite", HEADER, readonly=True)
+
+
+def test_batch_is_one_transaction(tmp_path):
+    path = tmp_path / "part-00000.sqlite"
+    s = RunStore(path, HEADER)
+
+    class Boom:
+        def __iter__(self):
+            yield Stored("a/0", "a", {}, {}, 0.0)
+            raise RuntimeError("killed while building the batch")
+
+    with pytest.raises(RuntimeError):
+        s.put_many(Boom())
+    assert len(s) == 0
+    s.close()
