@@ -489,9 +489,12 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
         write_csv(res.per_sample, run_dir / "per_sample.csv")
         result.summary = eval_summary
         result.table = format_table(res, card.name)
+        size_note = _official_size_note(card, len(samples))
         if partial:
             result.notes.append(f"--limit {config.limit}: scored {len(samples)} of {len(loader.samples())} samples; "
                                 "not added to the leaderboard")
+        elif size_note and config.leaderboard:
+            result.notes.append(f"{size_note}: not added to the leaderboard")
         elif config.leaderboard:
             result.leaderboard_rows = _append_leaderboard(config.leaderboard, card, acard, header, eval_summary,
                                                           run_dir, adapter.options)
@@ -510,6 +513,19 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
                     extra={"samples": len(samples), "partial": partial,
                            "metrics": eval_summary["metrics"] if eval_summary else None,
                            "submission": str(result.submission) if result.submission else None})
+
+
+_SAMPLE_COUNT_KEYS = {"refvos": ("expressions",), "tsg": ("queries",), "res": ("sentences", "images")}
+
+
+def _official_size_note(card: Any, n: int) -> str | None:
+    """A leaderboard row under a card's name must cover the official split: say so when it does not."""
+    counts = card.counts or {}
+    key = next((k for k in _SAMPLE_COUNT_KEYS.get(card.task, ()) if k in counts), None)
+    want = counts.get(key) if key else None
+    if want is not None and n != want:
+        return f"{card.name} at this root has {n:,} {key}, the official split {want:,}"
+    return None
 
 
 def model_label(acard: Any, options: dict[str, Any]) -> str:

@@ -256,3 +256,15 @@ def test_blind_prior_on_charades_sta_test(shared_data, tmp_path):
         assert m[f"R@{t}"] == pytest.approx(100 * np.mean(ious >= t), abs=1e-9)
     assert m["mIoU"] == pytest.approx(100 * ious.mean(), abs=1e-9)
     assert best == (0, 4)  # [0, 0.2] of the video: Charades-STA moments start early
+
+
+def test_committed_prior_row_is_reproduced(shared_data, tmp_path):
+    """The reproduced leaderboard rows of the blind TSG prior match a fresh run, to the CSV's 10 decimals."""
+    from refbench.leaderboard import leaderboard_dirs, read_rows, select
+
+    root = shared_data / "charades_sta"
+    for label, args in (("prior", {}), ("prior[objective=miou]", {"objective": "miou"})):
+        res = run(RunConfig(model="prior", dataset="charades_sta_test", root=str(root), model_args=args,
+                            out=str(tmp_path / label)))
+        rows = select(read_rows(leaderboard_dirs()[:1]), dataset="charades_sta_test", model=label, kind="reproduced")
+        assert {r.metric: r.value for r in rows} == {k: round(v, 10) for k, v in res.summary["metrics"].items()}
