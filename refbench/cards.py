@@ -81,15 +81,21 @@ class DatasetCard:
 _REQUIRED = ("name", "title", "task", "loader", "default_root", "layout", "ground_truth", "protocol", "reference")
 
 
-def _read_card(path: Path) -> DatasetCard:
+def read_card_mapping(path: Path, what: str = "card") -> dict[str, Any]:
+    """The YAML mapping of a card file; a CardError naming the file when it is unreadable or not a mapping."""
     import yaml
 
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise CardError(f"{path}: cannot read card: {exc}") from exc
+        raise CardError(f"{path}: cannot read {what}: {exc}") from exc
     if not isinstance(data, dict):
-        raise CardError(f"{path}: a card must be a mapping")
+        raise CardError(f"{path}: a {what} must be a mapping")
+    return data
+
+
+def _read_card(path: Path) -> DatasetCard:
+    data = read_card_mapping(path)
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise CardError(f"{path}: card misses {', '.join(missing)}")

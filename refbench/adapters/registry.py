@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from refbench.cards import CardError, card_dirs, import_ref, suggest
+from refbench.cards import CardError, card_dirs, import_ref, read_card_mapping, suggest
 
 ENTRY_POINT_GROUP = "refbench.adapters"
 _TASKS = ("refvos", "tsg", "res")
@@ -72,15 +72,7 @@ def _card_from_mapping(data: Mapping[str, Any], where: str, path: Path | None = 
 
 
 def _read_card(path: Path) -> AdapterCard:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise CardError(f"{path}: cannot read adapter card: {exc}") from exc
-    if not isinstance(data, dict):
-        raise CardError(f"{path}: an adapter card must be a mapping")
-    card = _card_from_mapping(data, str(path), path)
+    card = _card_from_mapping(read_card_mapping(path, "adapter card"), str(path), path)
     if card.name != path.stem:
         raise CardError(f"{path}: card name {card.name!r} differs from its file name")
     return card

@@ -45,6 +45,7 @@ Malformed predictions (wrong size, unreadable PNG, unknown ids, ids above the DA
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -142,6 +143,19 @@ def _missing_gate(source: MaskSource, samples: Sequence[Any], pred_path: PathLik
 # ----------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _expression_source(samples: Sequence[VideoExpression], pred_path: PathLike, missing: str):
+    """Open per-expression predictions, refuse ids outside ``samples`` and apply the missing-prediction gate;
+    yields ``(source, missing_info)``."""
+    keys = {s.key: (s.video, s.exp_id) for s in samples}
+    known: dict[str, set[str]] = {}
+    for s in samples:
+        known.setdefault(s.video, set()).add(s.exp_id)
+    with open_mask_source(pred_path, "expression", "grey", keys) as source:
+        source.check_known(known)
+        yield source, _missing_gate(source, samples, pred_path, missing)
+
+
 def _expression_samples(loader: Any, protocol: str) -> list[VideoExpression]:
     pooled = getattr(loader, "pooled_samples", None)
     if protocol in ("mevis", "refdavis_b") and callable(pooled):
@@ -154,7 +168,7 @@ def _evaluate_expressions(
     progress: Progress | None, workers: int | None,
 ) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, int], dict[str, Any], str]:
     from refbench.metrics.mevis import MevisMeter, expression_jf
-    from refbench.metrics.revos import RevosMeter, expression_jfar, round_expression
+    from refbench.metrics.revos import RevosMeter, expression_jfar
 
     is_revos = protocol == "revos"
     if is_revos and not callable(getattr(loader, "foreground_masks", None)):
@@ -163,14 +177,7 @@ def _evaluate_expressions(
     samples = _expression_samples(loader, protocol)
     if not samples:
         raise DatasetError(f"{type(loader).__name__}: the dataset lists no expressions")
-    keys = {s.key: (s.video, s.exp_id) for s in samples}
-    known: dict[str, set[str]] = {}
-    for s in samples:
-        known.setdefault(s.video, set()).add(s.exp_id)
-
-    with open_mask_source(pred_path, "expression", "grey", keys) as source:
-        source.check_known(known)
-        missing_info = _missing_gate(source, samples, pred_path, missing)
+    with _expression_source(samples, pred_path, missing) as (source, missing_info):
 
         def score(s: VideoExpression) -> tuple[str, SampleStatus, Any]:
             st = source.status(s.video, s.exp_id, s.frames)
@@ -332,14 +339,7 @@ def _evaluate_refdavis_a(
     if odd:
         raise DatasetError(f"{loader.meta_path}: video {odd[0]!r} has {len(by_video[odd[0]])} expressions, not a "
                            "multiple of 4 (one per annotator set and object); convention A cannot be scored")
-    keys = {s.key: (s.video, s.exp_id) for s in samples}
-    known: dict[str, set[str]] = {}
-    for s in samples:
-        known.setdefault(s.video, set()).add(s.exp_id)
-
-    with open_mask_source(pred_path, "expression", "grey", keys) as source:
-        source.check_known(known)
-        missing_info = _missing_gate(source, samples, pred_path, missing)
+    with _expression_source(samples, pred_path, missing) as (source, missing_info):
 
         def score(video: str) -> tuple[dict[str, str], dict[int, Any]]:
             gt = loader.gt_indexed(video)
