@@ -7,9 +7,12 @@ A baseline file is JSON::
                                         "fingerprint": "..."}}}
 
 ``tolerance`` is absolute, in the scale the run's summary uses (fractions for MeViS/DAVIS, percent elsewhere);
-a per-entry ``tolerance`` mapping overrides it per metric. A run is identified by its ``run.json`` (adapter
-and dataset). Every baseline metric must be present in the run and within tolerance; metrics the baseline does
-not list are reported but never fail. ``write_baseline`` creates or updates entries from runs.
+a per-entry ``tolerance`` mapping overrides it per metric. A run is identified by its ``run.json`` as
+``<model>/<dataset>``, where ``<model>`` is the adapter name plus the options that differ from its card's
+defaults, labelled as leaderboards label them (``prior[objective=miou]/charades_sta_test``; plain
+``prior/charades_sta_test`` without such options). Every baseline metric must be present in the run and within
+tolerance; metrics the baseline does not list are reported but never fail. ``write_baseline`` creates or
+updates entries from runs (keeping other entries, and the per-metric tolerances of the metrics still present).
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ class Drift:
     tolerance: float
 
     def line(self) -> str:
+        if self.metric == "(entry)":
+            return f"{self.key}: no baseline entry for this run"
+        if self.metric == "(run)":
+            return f"{self.key}: baseline entry without a run"
         if self.value is None:
             return f"{self.key}: {self.metric} missing from the run (baseline {self.baseline!r})"
         delta = self.value - (self.baseline or 0.0)
@@ -73,15 +80,47 @@ def read_run(run_dir: str | os.PathLike) -> RunScores:
         summary = json.loads(summary_path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise RegressError(f"{run_dir}: cannot read run.json / summary.json ({exc})") from exc
-    header = meta.get("header") or {}
-    if not header.get("adapter") or not header.get("dataset"):
+    if not isinstance(meta, dict):
+        raise RegressError(f"{meta_path}: expected a JSON object")
+    header = meta.get("header")
+    if not isinstance(header, dict) or not header.get("adapter") or not header.get("dataset"):
         raise RegressError(f"{meta_path}: no adapter/dataset header")
-    metrics = summary.get("metrics")
+    metrics = summary.get("metrics") if isinstance(summary, dict) else None
     if not isinstance(metrics, dict):
         raise RegressError(f"{summary_path}: no metrics")
-    return RunScores(f"{header['adapter']}/{header['dataset']}", run_dir,
+    return RunScores(f"{run_label(meta)}/{header['dataset']}", run_dir,
                      {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
                      header.get("fingerprint"))
+
+
+def run_label(meta: Mapping[str, Any]) -> str:
+    """The model part of a run's key: :func:`refbench.runs.runner.model_label` of the adapter's options against
+    its card's defaults, both as recorded in ``run.json`` (``adapter.options``, ``adapter.card.options``). A
+    run.json without that block falls back to ``config.model_args`` against the installed card's defaults."""
+    from types import SimpleNamespace
+
+    from refbench.runs.runner import model_label
+
+    name = str(meta["header"]["adapter"])
+    adapter = meta.get("adapter") if isinstance(meta.get("adapter"), dict) else {}
+    card = adapter.get("card") if isinstance(adapter.get("card"), dict) else {}
+    options, defaults = adapter.get("options"), card.get("options")
+    if not isinstance(options, dict):
+        config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+        options = config.get("model_args") if isinstance(config.get("model_args"), dict) else {}
+    if not isinstance(defaults, dict):
+        defaults = _card_defaults(name)
+    return model_label(SimpleNamespace(name=name, options=defaults), options)
+
+
+def _card_defaults(name: str) -> dict[str, Any]:
+    try:
+        from refbench.adapters.registry import adapter_cards
+
+        card = adapter_cards().get(name)
+    except Exception:  # noqa: BLE001 - a broken card directory only costs the defaults
+        return {}
+    return dict(card.options) if card is not None else {}
 
 
 def read_baseline(path: str | os.PathLike) -> dict[str, Any]:
@@ -94,10 +133,19 @@ def read_baseline(path: str | os.PathLike) -> dict[str, Any]:
         raise RegressError(f"{path}: cannot read baseline ({exc})") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("entries"), dict):
         raise RegressError(f"{path}: expected {{\"tolerance\": x, \"entries\": {{\"model/dataset\": {{...}}}}}}")
+    if not _number(doc.get("tolerance", 0.0)):
+        raise RegressError(f"{path}: tolerance must be a number, got {doc.get('tolerance')!r}")
     for key, entry in doc["entries"].items():
         if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
             raise RegressError(f"{path}: entry {key!r} has no metrics mapping")
+        tol = entry.get("tolerance")
+        if tol is not None and not (isinstance(tol, dict) and all(_number(v) for v in tol.values())):
+            raise RegressError(f"{path}: entry {key!r}: tolerance must map metric names to numbers, got {tol!r}")
     return doc
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def compare(baseline: Mapping[str, Any], runs: Iterable[RunScores], tolerance: float | None = None,
@@ -151,7 +199,12 @@ def write_baseline(path: str | os.PathLike, runs: Iterable[RunScores], tolerance
     path = Path(path)
     doc = read_baseline(path) if path.exists() else {"tolerance": tolerance, "entries": {}}
     for run in runs:
-        doc["entries"][run.key] = {"metrics": dict(sorted(run.metrics.items())), "fingerprint": run.fingerprint}
+        entry: dict[str, Any] = {"metrics": dict(sorted(run.metrics.items())), "fingerprint": run.fingerprint}
+        kept = {m: t for m, t in ((doc["entries"].get(run.key) or {}).get("tolerance") or {}).items()
+                if m in run.metrics}
+        if kept:  # per-metric tolerances someone set by hand survive a refresh
+            entry["tolerance"] = kept
+        doc["entries"][run.key] = entry
     doc["entries"] = dict(sorted(doc["entries"].items()))
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
@@ -160,4 +213,4 @@ def write_baseline(path: str | os.PathLike, runs: Iterable[RunScores], tolerance
 
 
 __all__ = ["Drift", "RegressError", "RegressReport", "RunScores", "compare", "read_baseline", "read_run",
-           "write_baseline"]
+           "run_label", "write_baseline"]
