@@ -64,22 +64,42 @@ def main() -> None:
 
 
 @main.command("demo")
-@click.option("--device", default="cpu", show_default=True, help="torch device for scoring (cpu, cuda, cuda:1).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the summary JSON here.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the procedurally generated demo videos.")
+@click.option("--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1).")
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False),
+              help="Folder of the demo's run directories (<out>/<dataset>/<model>). Re-running resumes them.")
+@click.option("--no-leaderboard", is_flag=True, help="Do not append leaderboard rows (and show no table).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False),
+              help="Write every run's summary metrics and run directory here.")
 @_fail_cleanly
-def demo_cmd(device: str, json_out: str | None, seed: int) -> None:
-    """Score a procedurally generated MeViS-style demo set (no data or GPU needed)."""
+def demo_cmd(device: str, out: str, no_leaderboard: bool, json_out: str | None) -> None:
+    """Run the whole path on the embedded demo (no data or GPU needed): the blind prior and the oracle on
+    MeViS-, Charades-STA- and RefCOCO-style splits (predict, store, score, leaderboard), then the prior on a
+    split without public ground truth (submission zip)."""
     import json
+    import time
 
-    from refbench.demo import run_demo
+    from refbench.demo import demo_leaderboard, ensure_demo, run_demo
 
-    summary = run_demo(device=device, seed=seed)
-    click.echo(summary["table"])
+    t0 = time.perf_counter()
+    click.echo(f"demo data: {ensure_demo()}")
+    board = None if no_leaderboard else _default_leaderboard_dir()
+    runs = run_demo(out=out, device=device, leaderboard=board, on_run=lambda r: click.echo(r.line()))
+    if all(r.result.predicted == 0 for r in runs):
+        click.echo(f"all {len(runs)} runs were already stored under {out}: predictions reused, scores recomputed")
+    if board is None:
+        click.echo("leaderboard: not written (--no-leaderboard)")
+    else:
+        appended = sum(r.result.leaderboard_rows for r in runs)
+        present = sum(r.leaderboard == "present" for r in runs)
+        click.echo(f"leaderboard {board}: {appended} rows appended"
+                   + (f"; {present} runs' rows already there, not appended again" if present else ""))
+        click.echo(demo_leaderboard(board))
     if json_out:
+        doc = {"out": out, "device": device, "leaderboard": board, "runs": [r.to_dict() for r in runs]}
         with open(json_out, "w") as fh:
-            json.dump({k: v for k, v in summary.items() if k != "table"}, fh, indent=2)
-        click.echo(f"summary written to {json_out}")
+            json.dump(doc, fh, indent=2)
+        click.echo(f"summary: {json_out}")
+    click.echo(f"demo done in {time.perf_counter() - t0:.1f} s")
 
 
 @main.command("eval")

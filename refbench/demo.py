@@ -31,6 +31,10 @@ trees (:func:`demo_digest`). Nothing is generated on import.
 Safety: a build is written to a temporary folder beside the target and renamed into place in one step, with the
 marker written last inside it; an incomplete folder (no or stale marker) is never used but rebuilt, and builders
 are serialised by an ``flock`` on a lock file beside the target where the platform has one.
+
+:func:`run_demo` (behind ``refbench demo``) runs the blind prior and the oracle over the scored demo splits and
+the prior over the private-GT split with the real runner (:func:`refbench.runs.runner.run`): stores, scorers,
+submission export and leaderboard rows, exactly as ``refbench run`` would.
 """
 
 from __future__ import annotations
@@ -41,11 +45,10 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -619,103 +622,121 @@ def ensure_demo(base: str | os.PathLike | None = None) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------
-# The in-memory demo behind ``refbench demo`` (kept until the CLI is rewired to the demo cards)
+# ``refbench demo``: the real runner, scorers, exporter and leaderboard over the demo cards
 # ----------------------------------------------------------------------------------------------
 
+#: The demo splits with public ground truth, one per task: RefVOS, temporal grounding, RES.
+DEMO_SCORED: tuple[str, ...] = ("demo_mevis_val_u", "demo_charades_test", "demo_refcoco_val")
+#: The demo split whose ground truth is private, like MeViS valid: a run of it ends in a submission zip.
+DEMO_SUBMISSION = "demo_mevis_val"
+#: (dataset card, model) in the order :func:`run_demo` runs them. The oracle is the sanity row: every
+#: protocol must score it 100 (J&F 1.0, mIoU 100.0, cIoU 1.0 in the summaries' own scales).
+DEMO_RUNS: tuple[tuple[str, str], ...] = tuple(
+    (ds, m) for ds in DEMO_SCORED for m in ("prior", "oracle")
+) + ((DEMO_SUBMISSION, "prior"),)
 
 
-@dataclass(frozen=True)
-class DemoExpression:
-    video: str
-    exp_id: str
-    text: str
-    objects: tuple[int, ...]
+@dataclass
+class DemoRun:
+    """One run of :func:`run_demo`: the runner's result and what became of its leaderboard rows."""
+
+    dataset: str
+    model: str
+    result: Any  # refbench.runs.runner.RunResult
+    leaderboard: str  # "appended", "present" (already there from an earlier demo), "off", "none" (no public GT)
+
+    def line(self) -> str:
+        """One compact line: model, dataset, headline metrics in the summary's scale (or the zip), reuse."""
+        r = self.result
+        if r.summary is not None:
+            scale = r.summary.get("scale", "")
+            digits = 4 if scale == "fraction" else 2
+            shown = "  ".join(f"{k} {v:.{digits}f}" for k, v in _headline(r.summary["metrics"]))
+            what = f"{shown}  ({scale})"
+        elif r.submission is not None:
+            import zipfile
+
+            with zipfile.ZipFile(r.submission) as zf:
+                n = sum(1 for name in zf.namelist() if not name.endswith("/"))
+            what = f"no public ground truth: submission zip {r.submission} ({n} frames)"
+        else:
+            what = "not scored"
+        if r.predicted == 0 and r.reused:
+            how = f"all {r.reused} samples reused from the store"
+        elif r.reused:
+            how = f"{r.predicted} samples predicted, {r.reused} reused"
+        else:
+            how = f"{r.predicted} samples predicted"
+        return f"{self.model:<7} {self.dataset:<19} {what}  [{how}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        r, s = self.result, self.result.summary
+        return {
+            "dataset": self.dataset, "model": self.model, "run_dir": str(r.run_dir),
+            "protocol": s.get("protocol") if s else None, "scale": s.get("scale") if s else None,
+            "metrics": dict(s["metrics"]) if s else None,
+            "submission": str(r.submission) if r.submission is not None else None,
+            "predicted": r.predicted, "reused": r.reused, "total": r.total, "leaderboard": self.leaderboard,
+        }
 
 
-def _draw(shape: str, cy: float, cx: float, size: int, h: int, w: int) -> np.ndarray:
-    yy, xx = np.mgrid[0:h, 0:w]
-    if shape == "circle":
-        return (yy - cy) ** 2 + (xx - cx) ** 2 <= size**2
-    if shape == "square":
-        return (np.abs(yy - cy) <= size) & (np.abs(xx - cx) <= size)
-    # triangle pointing up: inside the three half-planes
-    return (yy <= cy + size) & (yy - cy >= -size + 2 * np.abs(xx - cx) - size)
+def _headline(metrics: dict[str, Any]) -> list[tuple[str, float]]:
+    """The numeric metrics, headline ones first in the leaderboard's display order (J&F, J, F, ...)."""
+    from refbench.leaderboard import HEADLINE_METRICS
+
+    nums = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    first = [m for m in HEADLINE_METRICS if m in nums]
+    return [(k, float(nums[k])) for k in first + [k for k in nums if k not in first]]
 
 
-def _direction(dy: float, dx: float) -> str:
-    if abs(dx) >= abs(dy):
-        return "right" if dx > 0 else "left"
-    return "down" if dy > 0 else "up"
+def run_demo(
+    out: str | os.PathLike = os.path.join("runs", "demo"),
+    device: str = "cpu",
+    leaderboard: str | os.PathLike | None = None,
+    runs: Iterable[tuple[str, str]] = DEMO_RUNS,
+    on_run: Callable[[DemoRun], None] | None = None,
+) -> list[DemoRun]:
+    """Run each (dataset, model) of ``runs`` with :func:`refbench.runs.runner.run` into ``<out>/<dataset>/<model>``.
+
+    Scored runs append their reproduced rows to ``leaderboard`` (a folder; None = no rows) unless the rows of
+    that same finished run are already there. A second call finds every prediction in the run stores (nothing is
+    predicted again) and rescores them: the same numbers. ``on_run`` is called after each run.
+    """
+    from refbench.cards import dataset_card
+    from refbench.runs.runner import RunConfig, run
+    from refbench.runs.store import StoreMismatch
+
+    done: list[DemoRun] = []
+    for dataset, model in runs:
+        run_dir = Path(out) / dataset / model
+        scored = dataset_card(dataset).has_public_gt
+        target = str(leaderboard) if (scored and leaderboard is not None) else None
+        config = RunConfig(model=model, dataset=dataset, out=str(run_dir), device=device, leaderboard=target)
+        try:
+            result = run(config)
+        except StoreMismatch as exc:
+            raise DemoError(
+                f"{run_dir}: holds predictions made by another refbench or demo version; delete {out} or pass "
+                "another --out"
+            ) from exc
+        if not scored:
+            status = "none"
+        elif target is None:
+            status = "off"
+        else:  # the runner does not append the rows of a finished run twice
+            status = "appended" if result.leaderboard_rows else "present"
+        item = DemoRun(dataset, model, result, status)
+        done.append(item)
+        if on_run is not None:
+            on_run(item)
+    return done
 
 
-def make_demo(seed: int = 0, n_videos: int = 4, n_frames: int = 24, height: int = 240, width: int = 320):
-    """Returns (videos, expressions): videos[name] = (n_objects, T, H, W) bool object masks."""
-    rng = np.random.default_rng(seed)
-    videos: dict[str, np.ndarray] = {}
-    expressions: list[DemoExpression] = []
-    for v in range(n_videos):
-        name = f"demo{v:02d}"
-        n_obj = 2 + v % 2
-        masks = np.zeros((n_obj, n_frames, height, width), bool)
-        motions = []
-        for o in range(n_obj):
-            shape = SHAPES[(o + v) % len(SHAPES)]
-            size = int(rng.integers(14, 28))
-            y0, x0 = rng.uniform(size, height - size), rng.uniform(size, width - size)
-            dy, dx = rng.uniform(-4, 4, size=2)
-            for t in range(n_frames):
-                cy = np.clip(y0 + dy * t, size, height - size)
-                cx = np.clip(x0 + dx * t, size, width - size)
-                masks[o, t] = _draw(shape, cy, cx, size, height, width)
-            motions.append((shape, _direction(dy, dx)))
-        videos[name] = masks
-        for o, (shape, direction) in enumerate(motions):
-            expressions.append(DemoExpression(name, str(o), f"the {shape} moving {direction}", (o,)))
-        expressions.append(DemoExpression(name, str(n_obj), "all the shapes", tuple(range(n_obj))))
-    return videos, expressions
+def demo_leaderboard(directory: str | os.PathLike, datasets: Iterable[str] = DEMO_SCORED) -> str:
+    """The leaderboard table of the demo ``datasets`` from the CSVs in ``directory`` only."""
+    from refbench.leaderboard import format_rows, leaderboard_file, read_rows, select
 
-
-def _demo_prediction(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """An imperfect tracker: the target shifted by a few pixels, lost for a short stretch of frames."""
-    shift = tuple(int(s) for s in rng.integers(-4, 5, size=2))
-    pred = np.roll(gt, shift, axis=(1, 2))
-    start = int(rng.integers(0, gt.shape[0]))
-    pred[start : start + 3] = False
-    return pred
-
-
-def run_demo(device: str = "cpu", seed: int = 0) -> dict:
-    """Generate the demo set, 'predict' with the demo tracker and score it with the MeViS protocol."""
-    from refbench.metrics.mevis import expression_jf, mevis_scores
-
-    t0 = time.perf_counter()
-    videos, expressions = make_demo(seed)
-    rng = np.random.default_rng(seed + 1)
-    per_expression: dict[str, tuple[float, float]] = {}
-    n_frames = 0
-    for exp in expressions:
-        gt = videos[exp.video][list(exp.objects)].any(axis=0)
-        pred = _demo_prediction(gt, rng)
-        scored = expression_jf(pred, gt, device=device, name=f"{exp.video}_{exp.exp_id}")
-        per_expression[f"{exp.video}_{exp.exp_id}"] = (scored.J, scored.F)
-        n_frames += gt.shape[0]
-    scores = mevis_scores(per_expression)
-    j_mean, f_mean = scores.J, scores.F
-    elapsed = time.perf_counter() - t0
-    table = "\n".join(
-        [
-            "refbench demo: MeViS protocol on procedurally generated moving shapes",
-            f"{'videos':>8} {'exprs':>6} {'frames':>7} {'J':>7} {'F':>7} {'J&F':>7}",
-            f"{len(videos):>8} {len(expressions):>6} {n_frames:>7} {100 * j_mean:7.2f} {100 * f_mean:7.2f} "
-            f"{100 * (j_mean + f_mean) / 2:7.2f}",
-            f"scored on {device} in {elapsed:.2f} s",
-        ]
-    )
-    return {
-        "protocol": "mevis",
-        "J": j_mean,
-        "F": f_mean,
-        "J&F": scores.JF,
-        "per_expression": per_expression,
-        "table": table,
-    }
+    datasets = list(datasets)
+    files = list(dict.fromkeys(leaderboard_file(ds, directory) for ds in datasets))
+    rows = read_rows([f for f in files if f.is_file()])
+    return format_rows([r for ds in datasets for r in select(rows, dataset=ds)])

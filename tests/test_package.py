@@ -51,15 +51,20 @@ def test_cli_entry_point_and_version():
     assert result.exit_code == 0 and __version__ in result.output
 
 
-def test_demo_command_scores(tmp_path):
+def test_demo_command_without_leaderboard(tmp_path, monkeypatch):
+    """`refbench demo` runs every demo run through the runner into --out; --no-leaderboard writes no rows."""
     from click.testing import CliRunner
 
     from refbench.cli import main
+    from refbench.demo import DEMO_RUNS
 
-    out = tmp_path / "demo.json"
-    result = CliRunner().invoke(main, ["demo", "--json", str(out)])
+    monkeypatch.setenv("REFBENCH_DEMO_DIR", str(tmp_path / "demo"))
+    monkeypatch.delenv("REFBENCH_LEADERBOARD", raising=False)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["demo", "--no-leaderboard", "--out", "elsewhere", "--json", "demo.json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(out.read_text())
-    assert 0.3 < summary["J"] < 0.95 and 0.3 < summary["F"] < 1.0
-    assert summary["J&F"] == (summary["J"] + summary["F"]) / 2
-    assert len(summary["per_expression"]) == 14
+    doc = json.loads((tmp_path / "demo.json").read_text())
+    assert [(r["dataset"], r["model"]) for r in doc["runs"]] == list(DEMO_RUNS)
+    assert all(r["run_dir"].startswith("elsewhere") and r["leaderboard"] in ("off", "none") for r in doc["runs"])
+    assert doc["leaderboard"] is None and not (tmp_path / "runs").exists()
+    assert "not written (--no-leaderboard)" in result.output

@@ -498,6 +498,8 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
         elif config.leaderboard:
             result.leaderboard_rows = _append_leaderboard(config.leaderboard, card, acard, header, eval_summary,
                                                           run_dir, adapter.options)
+            if not result.leaderboard_rows:
+                result.notes.append(f"leaderboard: this run's rows are already in {config.leaderboard}")
     elif partial:
         result.notes.append(f"--limit {config.limit}: {card.name} has no public ground truth and a partial run "
                             "is not a valid submission; no zip written")
@@ -546,8 +548,19 @@ def _append_leaderboard(directory: str, card: Any, acard: Any, header: dict[str,
                              fingerprint=header["fingerprint"], source=str(run_dir))
     path = Path(directory) / f"{family_of(card.task)}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file() and _already_listed(path, rows):
+        return 0  # a resumed run that changed nothing: its rows are there already
     append_rows(path, rows)
     return len(rows)
+
+
+def _already_listed(path: Path, rows: list[Any]) -> bool:
+    """Whether every row (same dataset, model, metric, value, run directory and fingerprint) is in ``path``."""
+    from refbench.leaderboard import _format_value, read_rows
+
+    have = {(r.dataset, r.model, r.metric, r.value, r.source, r.fingerprint)
+            for r in read_rows(path, strict=False) if r.kind == "reproduced"}
+    return all((r.dataset, r.model, r.metric, float(_format_value(r.value)), r.source, r.fingerprint) in have for r in rows)
 
 
 def _write_run_json(run_dir: Path, config: RunConfig, acard: Any, adapter: Adapter, header: dict[str, Any],

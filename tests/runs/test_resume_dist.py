@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from refbench.runs.runner import RunConfig, run
 from tests.plugin_fixture import make_plugin

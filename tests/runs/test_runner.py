@@ -41,12 +41,12 @@ def test_default_run_is_the_demo(demo_env, tmp_path):
     assert run_dir.name == f"prior-{meta['header']['fingerprint'][:8]}"
     rows = (tmp_path / "runs" / "leaderboards" / "refvos.csv").read_text().splitlines()
     assert len(rows) == 4 and all(",prior,J" in r or ",prior,F" in r for r in rows[1:])
-    # the second run resumes: nothing predicted again, same numbers
+    # the second run resumes: nothing predicted again, same numbers, no duplicate leaderboard rows
     out = _run()
-    assert "0 predicted, 15 reused" in out
+    assert "0 predicted, 15 reused" in out and "rows are already in runs/leaderboards" in out
     assert _summary(run_dir)["metrics"] == s["metrics"]
     lb = CliRunner().invoke(main, ["leaderboard", "--dataset", "demo_mevis_val_u", "--format", "csv"])
-    assert lb.exit_code == 0 and lb.output.count("demo_mevis_val_u,prior,") == 6, lb.output  # two runs, 3 each
+    assert lb.exit_code == 0 and lb.output.count("demo_mevis_val_u,prior,") == 3, lb.output
 
 
 def _gt_empty_fraction(card_name: str) -> float:
@@ -260,11 +260,11 @@ def test_blind_prior_on_charades_sta_test(shared_data, tmp_path):
 
 def test_committed_prior_row_is_reproduced(shared_data, tmp_path):
     """The reproduced leaderboard rows of the blind TSG prior match a fresh run, to the CSV's 10 decimals."""
-    from refbench.leaderboard import leaderboard_dirs, read_rows, select
+    from refbench.leaderboard import _format_value, leaderboard_dirs, read_rows, select
 
     root = shared_data / "charades_sta"
     for label, args in (("prior", {}), ("prior[objective=miou]", {"objective": "miou"})):
         res = run(RunConfig(model="prior", dataset="charades_sta_test", root=str(root), model_args=args,
                             out=str(tmp_path / label)))
         rows = select(read_rows(leaderboard_dirs()[:1]), dataset="charades_sta_test", model=label, kind="reproduced")
-        assert {r.metric: r.value for r in rows} == {k: round(v, 10) for k, v in res.summary["metrics"].items()}
+        assert {r.metric: r.value for r in rows} == {k: float(_format_value(v)) for k, v in res.summary["metrics"].items()}

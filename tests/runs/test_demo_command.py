@@ -1,0 +1,90 @@
+"""``refbench demo``: the whole path (runner, stores, scorers, export, leaderboard) on the embedded demo."""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from refbench.cli import main
+from refbench.demo import DEMO_RUNS
+
+
+def _demo(*args: str):
+    t0 = time.perf_counter()
+    result = CliRunner().invoke(main, ["demo", *args])
+    return result, time.perf_counter() - t0
+
+
+def _by_run(doc: dict) -> dict[tuple[str, str], dict]:
+    return {(r["dataset"], r["model"]): r for r in doc["runs"]}
+
+
+def test_demo_command_whole_path_then_resume(demo_env):
+    from refbench.cards import dataset_card
+    from refbench.leaderboard import read_rows
+
+    first, seconds = _demo("--json", "first.json")
+    assert first.exit_code == 0, first.output
+    print(f"refbench demo (first run): {seconds:.2f} s")
+    assert seconds < 20, f"refbench demo took {seconds:.1f} s"
+
+    doc = json.loads(Path("first.json").read_text())
+    runs = _by_run(doc)
+    assert list(runs) == list(DEMO_RUNS)
+    for (dataset, model), r in runs.items():
+        run_dir = Path(r["run_dir"])
+        assert run_dir == Path("runs") / "demo" / dataset / model
+        assert (r["predicted"], r["reused"]) == (r["total"], 0)
+        if r["metrics"] is not None:  # --json carries exactly what the run directory's summary says
+            summary = json.loads((run_dir / "summary.json").read_text())
+            assert r["metrics"] == summary["metrics"]
+            assert (r["scale"], r["protocol"]) == (summary["scale"], summary["protocol"])
+
+    # the oracle is the sanity row: perfect under every protocol, in each summary's own scale
+    assert runs["demo_mevis_val_u", "oracle"]["metrics"]["J&F"] == 1.0
+    assert runs["demo_charades_test", "oracle"]["metrics"]["mIoU"] == 100.0
+    assert runs["demo_refcoco_val", "oracle"]["metrics"]["cIoU"] == 1.0
+    assert runs["demo_mevis_val_u", "prior"]["metrics"]["J&F"] < 1.0  # the blind prior is not
+
+    # no public ground truth: no scores, a submission zip with one PNG per frame of every expression
+    sub = runs["demo_mevis_val", "prior"]
+    assert sub["metrics"] is None and sub["submission"]
+    zip_path = Path(sub["submission"])
+    assert zip_path.parent == Path(sub["run_dir"])
+    with zipfile.ZipFile(zip_path) as zf:
+        names = zf.namelist()
+    samples = dataset_card("demo_mevis_val").open().samples()
+    assert len(names) == sum(len(s.frames) for s in samples)
+    assert str(zip_path) in first.output
+
+    # reproduced rows in the default leaderboard folder, and the table of the demo datasets
+    board = Path("runs") / "leaderboards"
+    rows = read_rows(board)
+    scored = [r for r in doc["runs"] if r["metrics"] is not None]
+    assert len(rows) == sum(len(r["metrics"]) for r in scored)
+    assert {r.value for r in rows if r.model == "oracle" and r.metric in ("J&F", "mIoU", "cIoU")} == {100.0}
+    for dataset in ("demo_mevis_val_u", "demo_charades_test", "demo_refcoco_val"):
+        assert f"{dataset}  (percent" in first.output
+
+    # a second invocation resumes: every sample reused, identical metrics, no duplicate leaderboard rows
+    second, seconds2 = _demo("--json", "second.json")
+    assert second.exit_code == 0, second.output
+    print(f"refbench demo (resumed): {seconds2:.2f} s")
+    again = _by_run(json.loads(Path("second.json").read_text()))
+    for key, r in runs.items():
+        r2 = again[key]
+        assert (r2["predicted"], r2["reused"]) == (0, r["total"])
+        assert r2["metrics"] == r["metrics"] and r2["run_dir"] == r["run_dir"]
+    assert second.output.count("samples reused from the store") == len(DEMO_RUNS)
+    assert "already stored" in second.output
+    assert len(read_rows(board)) == len(rows)
+    assert "not appended again" in second.output
+
+
+def test_demo_command_rejects_old_seed_option(demo_env):
+    result = CliRunner().invoke(main, ["demo", "--seed", "1"])
+    assert result.exit_code != 0 and "--seed" in result.output
