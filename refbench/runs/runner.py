@@ -362,9 +362,11 @@ def run(config: RunConfig, progress: Progress | None = None, log: Callable[[str]
             stale.unlink()
         _write_run_json(run_dir, config, acard, adapter, header, d, status="running", started=t0)
     D.barrier(d)
-
-    # Every existing part must carry the same header; their union is what is already done.
-    done: set[str] = set()
+    # Each rank creates (or reopens) its own part first; after the barrier every part is complete, and their
+    # union (all must carry the same header) is what is already done, whatever world size made them.
+    store = RunStore(part_path(run_dir, d.rank), header)
+    D.barrier(d)
+    done: set[str] = store.done()
     for p in part_paths(run_dir):
         if p == part_path(run_dir, d.rank):
             continue
@@ -373,8 +375,6 @@ def run(config: RunConfig, progress: Progress | None = None, log: Callable[[str]
             done |= s.done()
         finally:
             s.close()
-    store = RunStore(part_path(run_dir, d.rank), header)
-    done |= store.done()
 
     shards = D.shard_by_video(samples, lambda s: _video_of(task, s), lambda s: _cost(task, s), d.world)
     mine = [samples[i] for i in shards[d.rank]]

@@ -98,22 +98,39 @@ class RunStore:
         self.header = {"schema": SCHEMA, **{k: header.get(k) for k in HEADER_KEYS if k != "schema"}}
         if readonly and not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such store")
+        self._blank = False
         try:
             self._con = _connect(self.path, readonly)
             if not readonly:
-                with self._con:
-                    self._con.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-                    self._con.execute(
-                        "CREATE TABLE IF NOT EXISTS predictions (sample_id TEXT PRIMARY KEY, video TEXT NOT NULL, "
-                        "payload TEXT NOT NULL, diagnostics TEXT NOT NULL, seconds REAL NOT NULL)"
-                    )
-                    have = dict(self._con.execute("SELECT key, value FROM meta"))
-                    if not have:
-                        self._con.executemany("INSERT INTO meta VALUES (?, ?)",
-                                              [(k, json.dumps(v)) for k, v in self.header.items()])
+                self._create()
+            elif not self._con.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone():
+                # created by a process that died (or is starting) before its tables were committed: empty
+                self._blank = True
+                return
             self._check_header()
         except sqlite3.DatabaseError as exc:
             raise StoreMismatch(f"{self.path}: not a refbench prediction store ({exc})") from exc
+
+    def _create(self) -> None:
+        """Tables and header in one explicit transaction, so no reader ever sees a store without its header
+        (Python's sqlite3 would otherwise commit each CREATE TABLE on its own)."""
+        con = self._con
+        con.isolation_level = None
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            con.execute("CREATE TABLE IF NOT EXISTS predictions (sample_id TEXT PRIMARY KEY, video TEXT NOT NULL, "
+                        "payload TEXT NOT NULL, diagnostics TEXT NOT NULL, seconds REAL NOT NULL)")
+            if not con.execute("SELECT 1 FROM meta LIMIT 1").fetchone():
+                con.executemany("INSERT INTO meta VALUES (?, ?)",
+                                [(k, json.dumps(v)) for k, v in self.header.items()])
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.isolation_level = ""
 
     def _check_header(self) -> None:
         have = {k: json.loads(v) for k, v in self._con.execute("SELECT key, value FROM meta")}
@@ -126,17 +143,25 @@ class RunStore:
 
     # -- reading --------------------------------------------------------------------------------
     def done(self) -> set[str]:
+        if self._blank:
+            return set()
         return {r[0] for r in self._con.execute("SELECT sample_id FROM predictions")}
 
     def __len__(self) -> int:
+        if self._blank:
+            return 0
         return int(self._con.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
 
     def get(self, sample_id: str) -> Stored | None:
+        if self._blank:
+            return None
         row = self._con.execute("SELECT sample_id, video, payload, diagnostics, seconds FROM predictions "
                                 "WHERE sample_id = ?", (sample_id,)).fetchone()
         return self._row(row) if row else None
 
     def items(self) -> Iterator[Stored]:
+        if self._blank:
+            return
         for row in self._con.execute("SELECT sample_id, video, payload, diagnostics, seconds FROM predictions"):
             yield self._row(row)
 

@@ -2,7 +2,7 @@
 
 The reference below is written independently of refbench: ReferFormer's merge as its own torch code
 (``argmax`` over [0.1 background, scores >= 0.5]) and davis2017-evaluation's unsupervised scoring with
-vos-benchmark's boundary map, cv2 / skimage dilation and scipy's assignment.
+a numpy boundary map (``tests/metrics/test_frame.py``), cv2 disk dilation and scipy's assignment.
 """
 
 from __future__ import annotations
@@ -162,14 +162,14 @@ def _ref_j(p: np.ndarray, g: np.ndarray, void: np.ndarray) -> float:
 
 def _ref_f(p: np.ndarray, g: np.ndarray, void: np.ndarray) -> float:
     import cv2
-    from skimage.morphology import disk
-    from vos_benchmark.utils import _seg2bmap
 
-    r = np.ceil(0.008 * np.linalg.norm(p.shape))
-    fb = _seg2bmap(p & ~void)
-    gb = _seg2bmap(g & ~void)
-    fd = cv2.dilate(fb.astype(np.uint8), disk(r).astype(np.uint8))
-    gd = cv2.dilate(gb.astype(np.uint8), disk(r).astype(np.uint8))
+    from tests.metrics.test_frame import _disk, _ref_bmap  # numpy _seg2bmap and disk, written for the tests
+
+    r = int(np.ceil(0.008 * np.linalg.norm(p.shape)))
+    fb = _ref_bmap(p & ~void).astype(np.uint8)
+    gb = _ref_bmap(g & ~void).astype(np.uint8)
+    fd = cv2.dilate(fb, _disk(r))
+    gd = cv2.dilate(gb, _disk(r))
     n_fg, n_gt = np.sum(fb), np.sum(gb)
     if n_fg == 0 and n_gt > 0:
         prec, rec = 1, 0

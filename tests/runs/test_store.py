@@ -61,3 +61,19 @@ def test_batch_is_one_transaction(tmp_path):
         s.put_many(Boom())
     assert len(s) == 0
     s.close()
+
+
+def test_part_without_tables_reads_as_empty(tmp_path):
+    """A part created by a process killed before its first commit holds no tables: readers see it empty, and
+    reopening it for writing creates them."""
+    import sqlite3
+
+    path = tmp_path / "part-00001.sqlite"
+    sqlite3.connect(path).close()
+    ro = RunStore(path, HEADER, readonly=True)
+    assert ro.done() == set() and len(ro) == 0 and list(ro.items()) == [] and ro.get("x") is None
+    ro.close()
+    with RunStore(path, HEADER) as s:
+        s.put_many([Stored("v/0", "v", {}, {}, 0.0)])
+    with RunStore(path, HEADER, readonly=True) as s:
+        assert s.done() == {"v/0"}
