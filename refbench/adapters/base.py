@@ -285,7 +285,7 @@ class Adapter:
 
 
 #: options that do not change outputs and so stay out of the fingerprint
-_NOT_OUTPUT_OPTIONS = frozenset({"batch_size", "sleep"})
+_NOT_OUTPUT_OPTIONS = frozenset({"batch_size", "sleep", "python"})
 
 
 __all__ = [

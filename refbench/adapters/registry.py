@@ -147,11 +147,15 @@ def parse_model_args(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+#: options every adapter takes: requests per batch, and the interpreter of a worker process
+_UNIVERSAL_OPTIONS = ("batch_size", "python")
+
+
 def resolve_options(card: AdapterCard, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Card defaults with ``overrides`` applied; an unknown key or a value of the wrong type is an error."""
     opts = dict(card.options)
     for key, value in overrides.items():
-        if key not in opts and key != "batch_size":
+        if key not in opts and key not in _UNIVERSAL_OPTIONS:
             raise ValueError(f"model {card.name}: unknown option {key!r}{suggest(key, opts)}; options: "
                              f"{', '.join(sorted(opts)) or '(none)'}")
         default = opts.get(key)
@@ -184,6 +188,14 @@ def load_adapter(name: str, overrides: Mapping[str, Any] | None = None):
     Returns ``(adapter, card)``; imports the adapter's module (and whatever it needs) only now."""
     card = adapter_card(name)
     options = resolve_options(card, overrides or {})
+    if options.get("python"):  # run out of process, under another interpreter (refbench.adapters.worker)
+        from refbench.adapters.worker import WorkerAdapter
+
+        if card.name == "oracle":
+            raise ValueError("model oracle reads the ground truth and cannot run in a worker process")
+        rest = {k: v for k, v in options.items() if k != "python"}
+        return WorkerAdapter(card.code, str(options["python"]), card.name, **rest), card
+    options.pop("python", None)
     cls = import_ref(card.code)
     adapter = cls(**options)
     if not getattr(adapter, "name", None):

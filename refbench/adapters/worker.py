@@ -1,0 +1,272 @@
+"""Run an adapter in a worker process with another Python (its own virtual environment).
+
+Models pin incompatible stacks (Sa2VA transformers 4.57, MomentSeg 4.51.3, ReferDINO 4.48.3 plus a compiled op),
+so the harness must not care which packages the model needs: ``--model-arg python=/envs/sa2va/bin/python``
+runs any adapter out of process. The parent keeps datasets, the store and the scorers; the worker gets frame
+paths (never decoded pixels), decodes them itself and answers with RLE masks or spans. The worker's environment
+needs refbench importable (``pip install --no-deps refbench`` plus numpy, pillow, pycocotools) and the model's
+own packages.
+
+Protocol: one JSON object per line on the worker's stdin / stdout (its stderr is passed through, for logs);
+every reply has ``"ok"`` and, when false, ``"error"`` and ``"traceback"``.
+
+* ``{"op": "setup", "code": "module:Class", "options": {...}, "context": {"device", "dataset", "root", "run_dir"}}``
+  -> ``{"ok": true, "fingerprint": str, "fingerprint_state": {...}, "version": str, "tasks": [...]}``
+* ``{"op": "predict", "task": "refvos", "requests": [{"sample_id", "video", "exp_id", "text", "frames": [names],
+  "paths": [paths], "size": [H, W]}]}`` -> ``{"ok": true, "predictions": [{"masks": {"size": [H, W], "rles":
+  [counts, ...]}, "diagnostics": {...}}]}``
+* ``task "tsg"``: requests ``{"sample_id", "video", "query", "duration", "video_path"}`` -> ``{"spans": [[s, e],
+  ...], "text": str | null, "diagnostics": {...}}``
+* ``task "res"``: requests ``{"sample_id", "image_id", "text", "image_path", "size"}`` -> ``{"mask": {"size",
+  "counts"}, "diagnostics"}``
+* ``{"op": "close"}`` -> ``{"ok": true}``, then the worker exits.
+
+Adapters that read the ground truth (the oracle) cannot run in a worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import traceback
+from collections import deque
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from refbench.adapters.base import (
+    Adapter,
+    AdapterError,
+    Frames,
+    GroundingPrediction,
+    GroundingRequest,
+    ImagePrediction,
+    ImageRequest,
+    RunContext,
+    VideoPrediction,
+    VideoRequest,
+)
+
+PROTOCOL_VERSION = 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Parent side
+# ----------------------------------------------------------------------------------------------
+
+
+class WorkerAdapter(Adapter):
+    """Proxy for adapter ``code`` running under interpreter ``python`` (see the module doc)."""
+
+    needs_pixels = False  # the worker decodes frames itself, from paths
+
+    def __init__(self, code: str, python: str, card_name: str, **options: Any) -> None:
+        super().__init__(**options)
+        self.code, self.python, self.name = code, python, card_name
+        self._proc: subprocess.Popen | None = None
+        self._stderr_tail: deque[str] = deque(maxlen=20)
+        self._remote: dict[str, Any] = {}
+
+    # -- process ------------------------------------------------------------------------------------
+    def _start(self) -> None:
+        if not Path(self.python).exists() and os.sep in self.python:
+            raise AdapterError(f"model {self.name}: python={self.python} does not exist")
+        try:
+            self._proc = subprocess.Popen(
+                [self.python, "-m", "refbench.adapters.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, bufsize=1,
+            )
+        except OSError as exc:
+            raise AdapterError(f"model {self.name}: cannot start worker {self.python} ({exc})") from exc
+        threading.Thread(target=self._pump_stderr, daemon=True).start()
+
+    def _pump_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        for line in self._proc.stderr:
+            self._stderr_tail.append(line.rstrip("\n"))
+            sys.stderr.write(f"[{self.name} worker] {line}")
+
+    def _call(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.stdout is None:
+            raise AdapterError(f"model {self.name}: worker not started")
+        try:
+            proc.stdin.write(json.dumps(message, separators=(",", ":")) + "\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        if not line:
+            code = proc.wait(timeout=30)
+            tail = " | ".join(list(self._stderr_tail)[-5:])
+            raise AdapterError(f"model {self.name}: worker {self.python} exited with code {code} during "
+                               f"{message.get('op')}" + (f": {tail}" if tail else ""))
+        try:
+            reply = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise AdapterError(f"model {self.name}: worker wrote a non-protocol line to stdout: {line[:200]!r} "
+                               "(adapters must log to stderr)") from exc
+        if not reply.get("ok"):
+            raise AdapterError(f"model {self.name} (worker): {reply.get('error')}")
+        return reply
+
+    # -- Adapter API ----------------------------------------------------------------------------------
+    def setup(self, context: RunContext) -> None:
+        self._start()
+        ctx = {"device": context.device, "dataset": context.dataset,
+               "root": str(context.root) if context.root else None,
+               "run_dir": str(context.run_dir) if context.run_dir else None}
+        self._remote = self._call({"op": "setup", "protocol": PROTOCOL_VERSION, "code": self.code,
+                                   "options": self.options, "context": ctx})
+        self.tasks = frozenset(self._remote.get("tasks") or ())  # type: ignore[misc]
+        self.version = str(self._remote.get("version", "1"))  # type: ignore[misc]
+
+    def fingerprint(self) -> str:
+        """The worker adapter's own fingerprint: outputs do not depend on which process computes them."""
+        if "fingerprint" not in self._remote:
+            raise AdapterError(f"model {self.name}: fingerprint asked before setup")
+        return str(self._remote["fingerprint"])
+
+    def fingerprint_state(self) -> Mapping[str, Any]:
+        return dict(self._remote.get("fingerprint_state") or {})
+
+    def predict_video(self, requests: Sequence[VideoRequest]) -> list[VideoPrediction]:
+        from refbench.runs.store import decode_masks
+
+        reqs = [{"sample_id": r.sample_id, "video": r.video, "exp_id": r.exp_id, "text": r.text,
+                 "frames": list(r.frames.names), "paths": [str(p) for p in r.frames.paths], "size": list(r.size)}
+                for r in requests]
+        out = self._call({"op": "predict", "task": "refvos", "requests": reqs})["predictions"]
+        return [VideoPrediction(decode_masks(p["masks"]), p.get("diagnostics") or {}) for p in out]
+
+    def predict_grounding(self, requests: Sequence[GroundingRequest]) -> list[GroundingPrediction]:
+        reqs = [{"sample_id": r.sample_id, "video": r.video, "query": r.query, "duration": r.duration,
+                 "video_path": str(r.video_path) if r.video_path else None} for r in requests]
+        out = self._call({"op": "predict", "task": "tsg", "requests": reqs})["predictions"]
+        return [GroundingPrediction([tuple(s) for s in p["spans"]], p.get("text"), p.get("diagnostics") or {})
+                for p in out]
+
+    def predict_image(self, requests: Sequence[ImageRequest]) -> list[ImagePrediction]:
+        from refbench.runs.store import decode_masks
+
+        reqs = [{"sample_id": r.sample_id, "image_id": r.image_id, "text": r.text, "image_path": str(r.image_path),
+                 "size": list(r.size)} for r in requests]
+        out = self._call({"op": "predict", "task": "res", "requests": reqs})["predictions"]
+        return [ImagePrediction(decode_masks({"size": p["mask"]["size"], "rles": [p["mask"]["counts"]]})[0],
+                                p.get("diagnostics") or {}) for p in out]
+
+    def close(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        self._proc = None
+        try:
+            if proc.poll() is None and proc.stdin is not None:
+                proc.stdin.write(json.dumps({"op": "close"}) + "\n")
+                proc.stdin.flush()
+                proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            proc.kill()
+            proc.wait()
+
+
+# ----------------------------------------------------------------------------------------------
+# Worker side
+# ----------------------------------------------------------------------------------------------
+
+
+def _serve(stdin: Any, stdout: Any) -> int:
+    from refbench.cards import import_ref
+    from refbench.runs.store import encode_mask, encode_masks
+
+    adapter: Adapter | None = None
+
+    def reply(doc: dict[str, Any]) -> None:
+        stdout.write(json.dumps(doc, separators=(",", ":"), default=_jsonable) + "\n")
+        stdout.flush()
+
+    for line in stdin:
+        if not line.strip():
+            continue
+        try:
+            msg = json.loads(line)
+            op = msg.get("op")
+            if op == "setup":
+                cls = import_ref(msg["code"])
+                adapter = cls(**(msg.get("options") or {}))
+                ctx = msg.get("context") or {}
+                adapter.setup(RunContext(device=ctx.get("device") or "cpu", dataset=ctx.get("dataset"),
+                                         root=Path(ctx["root"]) if ctx.get("root") else None,
+                                         run_dir=Path(ctx["run_dir"]) if ctx.get("run_dir") else None))
+                reply({"ok": True, "fingerprint": adapter.fingerprint(),
+                       "fingerprint_state": dict(adapter.fingerprint_state()), "version": adapter.version,
+                       "tasks": sorted(adapter.tasks)})
+            elif op == "predict":
+                if adapter is None:
+                    raise AdapterError("predict before setup")
+                reply({"ok": True, "predictions": _predict(adapter, msg["task"], msg["requests"], encode_masks,
+                                                           encode_mask)})
+            elif op == "close":
+                if adapter is not None:
+                    adapter.close()
+                reply({"ok": True})
+                return 0
+            else:
+                raise AdapterError(f"unknown op {op!r}")
+        except Exception as exc:  # noqa: BLE001 - every failure goes back to the parent as a message
+            reply({"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+    return 0
+
+
+def _predict(adapter: Adapter, task: str, requests: list[dict[str, Any]], encode_masks: Any,
+             encode_mask: Any) -> list[dict[str, Any]]:
+    from refbench.adapters.base import (
+        check_grounding_prediction,
+        check_image_prediction,
+        check_video_prediction,
+    )
+
+    if task == "refvos":
+        reqs = [VideoRequest(r["sample_id"], r["video"], r["exp_id"], r["text"], Frames(r["frames"], r["paths"]),
+                             tuple(r["size"])) for r in requests]
+        preds = adapter.predict_video(reqs)
+        return [{"masks": encode_masks(check_video_prediction(q, p, adapter.name)), "diagnostics": p.diagnostics}
+                for q, p in zip(reqs, preds)]
+    if task == "tsg":
+        greqs = [GroundingRequest(r["sample_id"], r["video"], r["query"], r["duration"],
+                                  Path(r["video_path"]) if r.get("video_path") else None) for r in requests]
+        gpreds = adapter.predict_grounding(greqs)
+        return [{"spans": [list(s) for s in check_grounding_prediction(q, p, adapter.name)], "text": p.text,
+                 "diagnostics": p.diagnostics} for q, p in zip(greqs, gpreds)]
+    ireqs = [ImageRequest(r["sample_id"], r["image_id"], r["text"], Path(r["image_path"]), tuple(r["size"]))
+             for r in requests]
+    ipreds = adapter.predict_image(ireqs)
+    return [{"mask": encode_mask(check_image_prediction(q, p, adapter.name)), "diagnostics": p.diagnostics}
+            for q, p in zip(ireqs, ipreds)]
+
+
+def _jsonable(x: Any) -> Any:
+    import numpy as np
+
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+def main() -> int:
+    """Worker entry point (``python -m refbench.adapters.worker``): the protocol on stdin/stdout. Anything the
+    adapter prints goes to stderr, so stdout carries protocol lines only."""
+    protocol_out = sys.stdout
+    sys.stdout = sys.stderr
+    return _serve(sys.stdin, protocol_out)
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through a subprocess in the tests
+    sys.exit(main())
+
+
+__all__ = ["PROTOCOL_VERSION", "WorkerAdapter", "main"]
