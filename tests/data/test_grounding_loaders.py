@@ -88,10 +88,19 @@ def test_charades_train(charades_root: Path) -> None:
     assert len(samples) == 12408
     assert len({q.video for q in samples}) == 5338
     problems = loader.check(OFFICIAL_COUNTS[("charades_sta", "train")])
-    damage = _damage(problems)
-    assert len(damage) == 4 and all("start" in p and "> end" in p for p in damage)
-    assert [p.split(":")[1] for p in damage] == ["8252", "8440", "9623", "9624"]
+    assert _damage(problems) == []  # the official train file is usable as it is
+    reversed_spans = [p for p in problems if p.startswith("note:") and "> end" in p]
+    assert [p.split(":")[2] for p in reversed_spans] == ["8252", "8440", "9623", "9624"]
     assert any("1805 of 12408" in p for p in problems if p.startswith("note:"))
+
+
+
+def test_reversed_span_is_damage_outside_train(tmp_path: Path) -> None:
+    for split, damaged in (("test", True), ("train", False)):
+        (tmp_path / f"charades_sta_{split}.txt").write_text("AAAAA 5.0 2.0##a person sits.\n")
+        (tmp_path / f"Charades_v1_{split}.csv").write_text("id,length\nAAAAA,10.0\n")
+        problems = CharadesSTALoader(tmp_path, split).check()
+        assert any("start 5.0 > end 2.0" in p for p in _damage(problems)) is damaged, (split, problems)
 
 
 def test_charades_video_path(charades_root: Path, charades_test: list[GroundingQuery]) -> None:
