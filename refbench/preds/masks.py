@@ -19,6 +19,9 @@ Accepted shapes (``open_mask_source`` picks the reader from the path):
   ints as ``counts`` is taken as an uncompressed RLE); ``null`` is an empty mask for that frame. The list is
   aligned with the dataset's frames for that expression and must have exactly that length. Decoded masks are
   0/1 (so ReVOS's A and R see binary values, the ``expected_binary.json`` case).
+* **RLE JSON, sequence layout** (DAVIS-2017 / MOSE): ``{"<seq>": {"<object id>": [RLE or null per frame]}}``,
+  object ids 1-254 as strings; each frame's index map paints every object's mask with its id. Two objects on
+  one pixel are refused (a palette PNG cannot hold both, so the official reader never sees an overlap).
 
 Every problem raises :class:`refbench.data.base.PredictionError` naming the file (and zip member): a wrong
 frame size, an unreadable PNG, malformed JSON, ids that are not in the dataset, unsafe path components.
@@ -472,6 +475,79 @@ class RleJsonSource(MaskSource):
                 raise PredictionError(f"{self.path}: expression {video}/{exp_id} is not in the dataset")
 
 
+class RleSequenceSource(MaskSource):
+    """DAVIS / MOSE predictions as RLE JSON, ``{seq: {obj_id: [RLE or null per frame]}}`` (module doc)."""
+
+    layout = "sequence"
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = Path(path)
+        try:
+            with self.path.open("r", encoding="utf-8") as fh:
+                doc = json.load(fh)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PredictionError(f"{self.path}: not valid JSON ({exc})") from exc
+        if not isinstance(doc, dict) or not doc:
+            raise PredictionError(f"{self.path}: expected a non-empty object {{seq: {{obj_id: [RLE|null]}}}}")
+        self._seqs: dict[str, dict[int, list]] = {}
+        for seq, objs in doc.items():
+            _check_video_name(seq, self.path)
+            if not isinstance(objs, dict):
+                raise PredictionError(f"{self.path}: {seq}: expected {{obj_id: [RLE or null per frame]}}")
+            parsed: dict[int, list] = {}
+            for oid, rles in objs.items():
+                try:
+                    k = int(oid)
+                except (TypeError, ValueError):
+                    k = -1
+                if not 1 <= k <= 254 or str(k) != str(oid):
+                    raise PredictionError(f"{self.path}: {seq}: object id {oid!r} is not an integer 1-254")
+                if not isinstance(rles, list):
+                    raise PredictionError(f"{self.path}: {seq}/{oid} is not a list of RLE or null per frame")
+                parsed[k] = rles
+            self._seqs[seq] = parsed
+
+    def status(self, video: str, exp_id: str | None, frames: Sequence[str]) -> SampleStatus:
+        if video not in self._seqs:
+            return SampleStatus(False, False, tuple(frames))
+        return SampleStatus(True, True, ())
+
+    def read(
+        self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
+    ) -> np.ndarray:
+        out = np.zeros((len(frames), *size), dtype=np.uint8)
+        objs = self._seqs.get(video)
+        if objs is None:
+            if fill_missing:
+                return out
+            raise PredictionError(f"{self.path}: no prediction for {video}")
+        for oid, rles in sorted(objs.items()):
+            if len(rles) != len(frames):
+                raise PredictionError(f"{self.path}: {video}/{oid} has {len(rles)} RLE entries, the dataset "
+                                      f"{len(frames)} frames")
+            for t, rle in enumerate(rles):
+                if rle is None:
+                    continue
+                where = f"{self.path}: {video}/{oid} frame {t} ({frames[t]})"
+                m = _decode_rle(rle, where)
+                if m.shape != tuple(size):
+                    raise PredictionError(f"{where}: RLE is {m.shape[0]}x{m.shape[1]} (HxW), the ground truth is "
+                                          f"{size[0]}x{size[1]}")
+                fg = m != 0
+                clash = fg & (out[t] != 0)
+                if clash.any():
+                    other = int(out[t][clash][0])
+                    raise PredictionError(f"{where}: object {oid} overlaps object {other} on {int(clash.sum())} "
+                                          "pixel(s); DAVIS predictions hold one id per pixel")
+                out[t][fg] = oid
+        return out
+
+    def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
+        for seq in self._seqs:
+            if seq not in known:
+                raise PredictionError(f"{self.path}: sequence {seq!r} is not in the dataset")
+
+
 def open_mask_source(
     path: PathLike,
     layout: str = "expression",
@@ -490,8 +566,8 @@ def open_mask_source(
     if suffix == ".zip":
         return PngZipSource(path, layout, values)
     if suffix == ".json":
-        if layout != "expression":
-            raise PredictionError(f"{path}: RLE JSON predictions are supported for per-expression datasets only")
+        if layout == "sequence":
+            return RleSequenceSource(path)
         return RleJsonSource(path, keys or {})
     raise PredictionError(f"{path}: expected a folder of PNGs, a .zip or an RLE .json")
 
@@ -503,6 +579,7 @@ __all__ = [
     "PngFolderSource",
     "PngZipSource",
     "RleJsonSource",
+    "RleSequenceSource",
     "SampleStatus",
     "decode_png",
     "open_mask_source",
