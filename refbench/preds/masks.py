@@ -168,6 +168,21 @@ def _decode_rle(rle: Any, where: str) -> np.ndarray:
     return np.ascontiguousarray(m, dtype=np.uint8)
 
 
+def _rle_frames(path: Path, label: str, rles: list, frames: Sequence[str], size: tuple[int, int]):
+    """Yield ``(t, mask, where)`` for every non-null RLE of a per-frame list, checking its length and sizes."""
+    if len(rles) != len(frames):
+        raise PredictionError(f"{path}: {label} has {len(rles)} RLE entries, the dataset {len(frames)} frames")
+    for t, rle in enumerate(rles):
+        if rle is None:
+            continue
+        where = f"{path}: {label} frame {t} ({frames[t]})"
+        m = _decode_rle(rle, where)
+        if m.shape != tuple(size):
+            raise PredictionError(f"{where}: RLE is {m.shape[0]}x{m.shape[1]} (HxW), the ground truth is "
+                                  f"{size[0]}x{size[1]}")
+        yield t, m, where
+
+
 class MaskSource(ABC):
     """Per-sample reader of predicted masks (see the module doc for the formats).
 
@@ -452,17 +467,7 @@ class RleJsonSource(MaskSource):
             if fill_missing:
                 return out
             raise PredictionError(f"{self.path}: no prediction for {video}/{exp_id}")
-        if len(rles) != len(frames):
-            raise PredictionError(f"{self.path}: {video}/{exp_id} has {len(rles)} RLE entries, the dataset "
-                                  f"{len(frames)} frames")
-        for t, rle in enumerate(rles):
-            if rle is None:
-                continue
-            where = f"{self.path}: {video}/{exp_id} frame {t} ({frames[t]})"
-            m = _decode_rle(rle, where)
-            if m.shape != tuple(size):
-                raise PredictionError(f"{where}: RLE is {m.shape[0]}x{m.shape[1]} (HxW), the ground truth is "
-                                      f"{size[0]}x{size[1]}")
+        for t, m, _where in _rle_frames(self.path, f"{video}/{exp_id}", rles, frames, size):
             out[t] = m
         return out
 
@@ -522,17 +527,7 @@ class RleSequenceSource(MaskSource):
                 return out
             raise PredictionError(f"{self.path}: no prediction for {video}")
         for oid, rles in sorted(objs.items()):
-            if len(rles) != len(frames):
-                raise PredictionError(f"{self.path}: {video}/{oid} has {len(rles)} RLE entries, the dataset "
-                                      f"{len(frames)} frames")
-            for t, rle in enumerate(rles):
-                if rle is None:
-                    continue
-                where = f"{self.path}: {video}/{oid} frame {t} ({frames[t]})"
-                m = _decode_rle(rle, where)
-                if m.shape != tuple(size):
-                    raise PredictionError(f"{where}: RLE is {m.shape[0]}x{m.shape[1]} (HxW), the ground truth is "
-                                          f"{size[0]}x{size[1]}")
+            for t, m, where in _rle_frames(self.path, f"{video}/{oid}", rles, frames, size):
                 fg = m != 0
                 clash = fg & (out[t] != 0)
                 if clash.any():
