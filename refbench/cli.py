@@ -103,8 +103,11 @@ def demo_cmd(device: str, out: str, no_leaderboard: bool, json_out: str | None) 
 
 
 @main.command("eval")
-@click.option("--dataset", required=True, help="Dataset card name (refbench datasets list).")
-@click.option("--pred", required=True, type=click.Path(exists=True), help="Predictions: PNG folder, zip or JSON.")
+@click.option("--dataset", help="Dataset card name (refbench datasets list); default: the run's with --run.")
+@click.option("--pred", type=click.Path(exists=True), help="Predictions: PNG folder, zip or JSON.")
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
+              help="Rescore a refbench run directory (its predictions.json, dataset and root), e.g. with "
+                   "another --protocol.")
 @click.option("--root", type=click.Path(file_okay=False), help="Data root (default: $REFBENCH_DATA/<card default>).")
 @click.option("--protocol", help="Protocol name (default: the card's).")
 @click.option("--missing", type=click.Choice(["error", "empty", "official"]), default="error", show_default=True,
@@ -121,9 +124,15 @@ def demo_cmd(device: str, out: str, no_leaderboard: bool, json_out: str | None) 
 @click.option("--unknown", type=click.Choice(["error", "ignore"]),
               help="RES: predictions for ids outside the split are an error (default) or ignored and counted.")
 @_fail_cleanly
-def eval_cmd(dataset, pred, root, protocol, missing, json_out, csv_out, device, values, parse_style, subset, unknown) -> None:
+def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out, device, values, parse_style, subset,
+             unknown) -> None:
     """Score existing predictions exactly as the dataset's official evaluator would."""
     from refbench.evaluate.run import evaluate, format_table, write_csv, write_json
+
+    if run_dir:
+        dataset, root, pred = _from_run(run_dir, dataset, root, pred)
+    if not dataset or not pred:
+        raise RefbenchError("eval: give --dataset and --pred, or --run DIR")
 
     given = {"values": values, "parse_style": parse_style, "subset": subset, "unknown": unknown}
     options = {k: v for k, v in given.items() if v is not None}
@@ -227,6 +236,20 @@ def models_list(task: str | None) -> None:
         click.echo(f"{c.name:<14} {tasks:<16} {'yes' if c.needs_pixels else 'no':<7} {c.extra or '-':<10} {c.title}")
 
 
+def _from_run(run_dir: str, dataset: str | None, root: str | None, pred: str | None) -> tuple[str, str | None, str]:
+    """(dataset, root, predictions) of a run directory, each overridable."""
+    import json
+    from pathlib import Path
+
+    meta_path = Path(run_dir) / "run.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        run_dataset, run_root = meta["header"]["dataset"], meta["config"].get("root")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RefbenchError(f"{meta_path}: not a refbench run ({exc})") from exc
+    return dataset or run_dataset, root or run_root, pred or str(Path(run_dir) / "predictions.json")
+
+
 @main.command("export")
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
               help="A refbench run directory (its predictions.json and dataset).")
@@ -241,16 +264,12 @@ def models_list(task: str | None) -> None:
 @_fail_cleanly
 def export_cmd(run_dir, dataset, pred, fmt, out, root, missing, overwrite) -> None:
     """Write a CodaLab/Codabench submission zip (MeViS, Ref-YouTube-VOS, DAVIS palette PNGs)."""
-    import json
     from pathlib import Path
 
     from refbench.export import export_submission
 
     if run_dir:
-        meta = json.loads((Path(run_dir) / "run.json").read_text())
-        dataset = dataset or meta["header"]["dataset"]
-        root = root or meta["config"].get("root")
-        pred = pred or str(Path(run_dir) / "predictions.json")
+        dataset, root, pred = _from_run(run_dir, dataset, root, pred)
     if not dataset or not pred:
         raise RefbenchError("export: give --run DIR, or --dataset and --pred")
     if out is None:

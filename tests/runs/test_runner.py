@@ -268,3 +268,18 @@ def test_committed_prior_row_is_reproduced(shared_data, tmp_path):
                             out=str(tmp_path / label)))
         rows = select(read_rows(leaderboard_dirs()[:1]), dataset="charades_sta_test", model=label, kind="reproduced")
         assert {r.metric: r.value for r in rows} == {k: float(_format_value(v)) for k, v in res.summary["metrics"].items()}
+
+
+def test_eval_rescores_a_run_with_another_protocol(demo_env, tmp_path):
+    """`refbench eval --run DIR` takes the run's dataset, root and predictions; --protocol changes the rules."""
+    res = run(RunConfig(model="prior", dataset="demo_charades_test", out=str(tmp_path / "p")))
+    r = CliRunner().invoke(main, ["eval", "--run", str(tmp_path / "p"), "--json", "same.json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(Path("same.json").read_text())["metrics"] == res.summary["metrics"]
+    r = CliRunner().invoke(main, ["eval", "--run", str(tmp_path / "p"), "--protocol", "2d-tan", "--json", "tan.json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(Path("tan.json").read_text())["protocol"] == "2d-tan"
+    r = CliRunner().invoke(main, ["eval", "--run", str(tmp_path)])
+    assert r.exit_code == 1 and "run.json: not a refbench run" in r.output
+    r = CliRunner().invoke(main, ["eval", "--dataset", "demo_charades_test"])
+    assert r.exit_code == 1 and "give --dataset and --pred, or --run DIR" in r.output
