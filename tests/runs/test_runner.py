@@ -283,3 +283,34 @@ def test_eval_rescores_a_run_with_another_protocol(demo_env, tmp_path):
     assert r.exit_code == 1 and "run.json: not a refbench run" in r.output
     r = CliRunner().invoke(main, ["eval", "--dataset", "demo_charades_test"])
     assert r.exit_code == 1 and "give --dataset and --pred, or --run DIR" in r.output
+
+
+def test_frames_are_prefetched_while_the_model_works(demo_env, tmp_path, monkeypatch):
+    """A pixel adapter finds the next requests' frames already decoded by the prefetch thread."""
+    import time
+
+    from refbench.adapters import registry
+    from refbench.adapters.base import Adapter, VideoPrediction
+
+    seen: list[tuple[int, int]] = []
+
+    class Slow(Adapter):
+        name = "slow"
+        tasks = frozenset({"refvos"})
+        needs_pixels = True
+
+        def predict_video(self, requests):
+            out = []
+            for r in requests:
+                seen.append((len(r.frames._cache), len(r.frames)))
+                time.sleep(0.05)
+                r.frames[0]
+                out.append(VideoPrediction(np.zeros((len(r.frames), *r.size), bool)))
+            return out
+
+    card = registry.AdapterCard(name="slow", title="test", code="x:Slow", tasks=("refvos",))
+    monkeypatch.setattr(registry, "load_adapter", lambda name, overrides=None: (Slow(**(overrides or {})), card))
+    res = run(RunConfig(model="slow", dataset="demo_mevis_val_u", out=str(tmp_path / "s")))
+    assert res.predicted == 15 and len(seen) == 15
+    preloaded = [cached == total for cached, total in seen[1:]]
+    assert sum(preloaded) >= 12, seen  # all but the first request (and at most two stragglers) waited on no I/O
