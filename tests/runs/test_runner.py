@@ -314,3 +314,21 @@ def test_frames_are_prefetched_while_the_model_works(demo_env, tmp_path, monkeyp
     assert res.predicted == 15 and len(seen) == 15
     preloaded = [cached == total for cached, total in seen[1:]]
     assert sum(preloaded) >= 12, seen  # all but the first request (and at most two stragglers) waited on no I/O
+
+
+def test_prior_on_activitynet_learns_from_train_json(tmp_path):
+    """anet_grounding_val1 -> anet_grounding_train in the same root; a root smaller than the official split
+    is scored but kept out of the leaderboard."""
+    train = {f"v_tr{i}": {"duration": 100.0, "timestamps": [[10.0, 30.0], [12.0, 31.0]],
+                          "sentences": ["a", "b"]} for i in range(5)}
+    val = {"v_va0": {"duration": 50.0, "timestamps": [[5.0, 15.0]], "sentences": ["c"]},
+           "v_va1": {"duration": 200.0, "timestamps": [[100.0, 180.0]], "sentences": ["d"]}}
+    (tmp_path / "train.json").write_text(json.dumps(train))
+    (tmp_path / "val_1.json").write_text(json.dumps(val))
+    res = run(RunConfig(model="prior", dataset="anet_grounding_val1", root=str(tmp_path), out=str(tmp_path / "r"),
+                        leaderboard=str(tmp_path / "lb")))
+    spans = json.loads((tmp_path / "r" / "predictions.json").read_text())
+    # mode of the normalised train spans on 20 bins: (0.10, 0.30) -> scaled by each val duration
+    assert spans == {"v_va0_0": [[5.0, 15.0]], "v_va1_0": [[20.0, 60.0]]}
+    assert res.summary["metrics"]["R@0.5"] == 50.0
+    assert res.leaderboard_rows == 0 and "official split 17,505" in res.notes[0]
