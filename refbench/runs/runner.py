@@ -110,6 +110,8 @@ def frame_size(loader: Any, sample: Any, paths: Sequence[Path]) -> tuple[int, in
         from refbench.data.mevis import image_size
 
         return image_size(Path(paths[0]))
+    if callable(getattr(loader, "frame_size", None)):  # Ref-DAVIS17: the annotation PNG's header
+        return tuple(loader.frame_size(sample.video))  # type: ignore[return-value]
     if callable(getattr(loader, "_frame_size", None)) and getattr(loader, "mask_dict_path", None) is not None:
         return tuple(loader._frame_size(sample))  # type: ignore[return-value]
     if getattr(loader, "has_gt", False):

@@ -332,3 +332,23 @@ def test_prior_on_activitynet_learns_from_train_json(tmp_path):
     assert spans == {"v_va0_0": [[5.0, 15.0]], "v_va1_0": [[20.0, 60.0]]}
     assert res.summary["metrics"]["R@0.5"] == 50.0
     assert res.leaderboard_rows == 0 and "official split 17,505" in res.notes[0]
+
+
+def test_refdavis17_both_conventions_annotations_only(tmp_path):
+    """The oracle on a Ref-DAVIS17 root without JPEGs scores 1.0 under conventions A and B; the run exports the
+    convention A palette tree."""
+    from tests.evaluate.test_refdavis_a import make_refdavis_root
+
+    make_refdavis_root(tmp_path / "d")
+    for sub in list((tmp_path / "d").rglob("JPEGImages")):
+        shutil.rmtree(sub)
+    for proto in ("refdavis_a", "refdavis_b"):
+        res = run(RunConfig(model="oracle", dataset="refdavis17_val", root=str(tmp_path / "d"), protocol=proto,
+                            out=str(tmp_path / proto)))
+        assert (res.summary["metrics"]["J"], res.summary["metrics"]["F"], res.summary["metrics"]["J&F"]) == (1.0,) * 3
+    r = CliRunner().invoke(main, ["export", "--run", str(tmp_path / "refdavis_a"), "--out", str(tmp_path / "a.zip")])
+    assert r.exit_code == 0, r.output
+    with zipfile.ZipFile(tmp_path / "a.zip") as z:
+        names = z.namelist()
+    assert names and all(n.split("/")[0] in ("anno_0", "anno_1", "anno_2", "anno_3") for n in names)
+    assert len({n.split("/")[0] for n in names}) == 4
