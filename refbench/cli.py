@@ -196,6 +196,11 @@ def run_cmd(model, dataset, root, out, limit, device, model_args, protocol, lead
     bar = _ProgressBar(f"{config.model} on {config.dataset}") if main_rank else None
     try:
         result = run(config, progress=bar, log=(lambda m: click.echo(m, err=True)) if main_rank else None)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        click.echo("interrupted: every finished batch is stored; run the same command again to resume", err=True)
+        sys.exit(130)
     finally:
         if bar is not None:
             bar.close()

@@ -158,3 +158,22 @@ def test_shard_by_video_is_balanced_and_complete():
     assert not (videos[0] & videos[1])
     assert shard_by_video(items, lambda x: x[0], lambda x: x[1], 1) == [list(range(len(items)))]
     assert shard_by_video(items[:1], lambda x: x[0], lambda x: x[1], 3) == [[0], [], []]
+
+
+def test_ctrl_c_says_how_to_resume(demo_base, tmp_path):
+    env = _env(demo_base)
+    out = tmp_path / "int"
+    cmd = [sys.executable, "-m", "refbench", "run", "--model", "oracle", "--out", str(out), "--no-leaderboard",
+           "--model-arg", "sleep=0.2"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while _stored(out) < 2 and time.time() - t0 < 60:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err and "Traceback" not in err
+    n = _stored(out)
+    assert 2 <= n < 15
+    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and f"{15 - n} predicted, {n} reused" in done.stdout
