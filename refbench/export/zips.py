@@ -189,43 +189,11 @@ def ordered_map(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Itera
 
 
 def prediction_size(source: Any, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
-    """(H, W) of the first stored prediction of one sample, read from the PNG header or the RLE ``size``;
-    None when the source holds none for it.
-
-    Uses ``source.frame_size(video, exp_id, frames)`` when the source offers it; otherwise knows the readers
-    of :mod:`refbench.preds.masks` (their stored listing and RLE entries)."""
-    from refbench.preds.masks import PngFolderSource, PngZipSource, RleJsonSource
-
+    """(H, W) of the first stored prediction of one sample (``MaskSource.frame_size``); None when the source
+    holds none for it or cannot tell."""
     own = getattr(source, "frame_size", None)
-    if callable(own):
-        size = own(video, exp_id, frames)
-        return (int(size[0]), int(size[1])) if size else None
-    if isinstance(source, (PngFolderSource, PngZipSource)):
-        from PIL import Image, UnidentifiedImageError
-
-        from refbench.data.base import safe_component
-
-        folder = source._folder(video, exp_id)
-        for frame in frames:
-            rel = f"{folder}/{safe_component(frame, 'frame name', source.path)}.png"
-            if rel in source._pngs:
-                try:
-                    with Image.open(io.BytesIO(source._read_bytes(rel))) as im:
-                        w, h = im.size
-                except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-                    raise PredictionError(f"{source._where(rel)}: cannot read PNG ({exc})") from exc
-                return h, w
-        return None
-    if isinstance(source, RleJsonSource):
-        for rle in source._entries.get((video, exp_id), ()):  # type: ignore[arg-type]
-            size = rle.get("size") if isinstance(rle, dict) else None
-            if isinstance(size, (list, tuple)) and len(size) == 2:
-                try:
-                    return int(size[0]), int(size[1])
-                except (TypeError, ValueError) as exc:
-                    raise PredictionError(f"{source.path}: {video}/{exp_id}: RLE size {size!r} is not [H, W]") from exc
-        return None
-    return None
+    size = own(video, exp_id, frames) if callable(own) else None
+    return (int(size[0]), int(size[1])) if size else None
 
 
 def _video_size(loader: Any, source: Any, group: Sequence[Any]) -> tuple[int, int]:

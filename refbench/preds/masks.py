@@ -227,6 +227,11 @@ class MaskSource(ABC):
                 rep.frames[key] = list(st.missing_frames)
         return rep
 
+    def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
+        """(H, W) of the first stored prediction of one sample (a PNG header or an RLE ``size``); None when the
+        source holds none for it. Exporters use it when the dataset cannot tell a frame's size."""
+        return None
+
     def describe(self, video: str, exp_id: str | None, frame: str) -> str:
         """Where the prediction of one frame is (or would be) stored, for messages."""
         return f"{self.path}: {video}/{exp_id}/{frame}" if exp_id is not None else f"{self.path}: {video}/{frame}"
@@ -312,6 +317,21 @@ class _PngTree(MaskSource):
                                       f"{size[0]}x{size[1]}")
             out[t] = arr
         return out
+
+    def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
+        from PIL import Image, UnidentifiedImageError
+
+        folder = self._folder(video, exp_id)
+        for frame in frames:
+            rel = f"{folder}/{safe_component(frame, 'frame name', self.path)}.png"
+            if rel in self._pngs:
+                try:
+                    with Image.open(io.BytesIO(self._read_bytes(rel))) as im:
+                        w, h = im.size
+                except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+                    raise PredictionError(f"{self._where(rel)}: cannot read PNG ({exc})") from exc
+                return h, w
+        return None
 
     def describe(self, video: str, exp_id: str | None, frame: str) -> str:
         return self._where(f"{self._folder(video, exp_id)}/{safe_component(frame, 'frame name', self.path)}.png")
@@ -471,6 +491,17 @@ class RleJsonSource(MaskSource):
             out[t] = m
         return out
 
+    def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
+        for rles in [self._entries.get((video, exp_id), ())]:  # type: ignore[arg-type]
+            for rle in rles:
+                size = rle.get("size") if isinstance(rle, dict) else None
+                if isinstance(size, (list, tuple)) and len(size) == 2:
+                    try:
+                        return int(size[0]), int(size[1])
+                    except (TypeError, ValueError) as exc:
+                        raise PredictionError(f"{self.path}: {video}: RLE size {size!r} is not [H, W]") from exc
+        return None
+
     def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
         sets = {v: set(e or ()) for v, e in known.items()}
         for video, exp_id in self._entries:
@@ -536,6 +567,17 @@ class RleSequenceSource(MaskSource):
                                           "pixel(s); DAVIS predictions hold one id per pixel")
                 out[t][fg] = oid
         return out
+
+    def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
+        for rles in self._seqs.get(video, {}).values():
+            for rle in rles:
+                size = rle.get("size") if isinstance(rle, dict) else None
+                if isinstance(size, (list, tuple)) and len(size) == 2:
+                    try:
+                        return int(size[0]), int(size[1])
+                    except (TypeError, ValueError) as exc:
+                        raise PredictionError(f"{self.path}: {video}: RLE size {size!r} is not [H, W]") from exc
+        return None
 
     def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
         for seq in self._seqs:
