@@ -165,7 +165,10 @@ def test_ctrl_c_says_how_to_resume(demo_base, tmp_path):
     out = tmp_path / "int"
     cmd = [sys.executable, "-m", "refbench", "run", "--model", "oracle", "--out", str(out), "--no-leaderboard",
            "--model-arg", "sleep=0.2"]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell starting background jobs hands them SIGINT ignored, and Python then never raises KeyboardInterrupt:
+    # give the child the default disposition, as a terminal would
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     while _stored(out) < 2 and time.time() - t0 < 60:
         time.sleep(0.05)
