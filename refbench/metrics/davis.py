@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from refbench.metrics.frame import jaccard_and_boundary
+from refbench.metrics.frame import jaccard_and_boundary, pairwise_jaccard_and_boundary
 
 MaskLike = Union[torch.Tensor, np.ndarray]
 DecayIndex = Literal["uint8", "exact"]
@@ -289,6 +289,32 @@ def _pair_scores(
     return j_out, f_out
 
 
+def _all_pair_scores(
+    pred: torch.Tensor, gt: torch.Tensor, n_rows: int, n_obj: int, void: torch.Tensor | None, bound_th: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame J and F of every (proposal 1..n_rows, GT object 1..n_obj) pair: two (n_rows, n_obj, T)
+    float64 arrays. Each id's mask gets its boundary and dilation once (pairwise_jaccard_and_boundary), in
+    frame chunks of about ``_PIXEL_BUDGET`` one-hot pixels."""
+    n_frames, height, width = gt.shape
+    j_out = np.zeros((n_rows, n_obj, n_frames), dtype=np.float64)
+    f_out = np.zeros((n_rows, n_obj, n_frames), dtype=np.float64)
+    if n_rows == 0 or n_obj == 0 or n_frames == 0:
+        return j_out, f_out
+    step = max(1, _PIXEL_BUDGET // max(1, (n_rows + n_obj) * height * width))
+    pids = torch.arange(1, n_rows + 1, dtype=pred.dtype, device=pred.device).view(-1, 1, 1, 1)
+    gids = torch.arange(1, n_obj + 1, dtype=gt.dtype, device=gt.device).view(-1, 1, 1, 1)
+    for start in range(0, n_frames, step):
+        stop = min(n_frames, start + step)
+        # x == id as "not (x ^ id != 0)" (see _pair_scores)
+        p = torch.logical_not(pred[start:stop].unsqueeze(0) ^ pids)
+        g = torch.logical_not(gt[start:stop].unsqueeze(0) ^ gids)
+        v = None if void is None else void[start:stop]
+        j, f = pairwise_jaccard_and_boundary(p, g, v, bound_th)
+        j_out[:, :, start:stop] = j.cpu().numpy()
+        f_out[:, :, start:stop] = f.cpu().numpy()
+    return j_out, f_out
+
+
 def _object_result(
     name: str,
     sequence: str,
@@ -412,10 +438,7 @@ def evaluate_unsupervised(
     n_obj = _n_gt_objects(gt)
     n_rows = max(n_pred, n_obj)
     void = gt == VOID_LABEL
-    pairs = [(p, g) for p in range(1, n_rows + 1) for g in range(1, n_obj + 1)]
-    j, f = _pair_scores(pred, gt, pairs, void, bound_th)
-    j3 = j.reshape(n_rows, n_obj, n_frames)
-    f3 = f.reshape(n_rows, n_obj, n_frames)
+    j3, f3 = _all_pair_scores(pred, gt, n_rows, n_obj, void, bound_th)
     affinity = (np.mean(j3, axis=2) + np.mean(f3, axis=2)) / 2
     rows, cols = hungarian_match(affinity)
     frames = list(range(n_frames))

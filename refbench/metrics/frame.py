@@ -198,6 +198,83 @@ def jaccard_and_boundary(
     return j_out, f_out
 
 
+def pairwise_jaccard_and_boundary(
+    preds: torch.Tensor,
+    gts: torch.Tensor,
+    void: torch.Tensor | None = None,
+    bound_th: float = 0.008,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """J and F per frame of every (prediction, ground truth) pair, computing each mask's boundary and
+    dilation once instead of once per pair (DAVIS unsupervised scores every proposal against every object).
+
+    preds: (P, T, H, W), gts: (G, T, H, W) masks on one device (non-zero = foreground); void: (T, H, W) or None,
+    removed from every mask. Returns (J, F), each (P, G, T) float64, equal to
+    ``jaccard_and_boundary(preds[p], gts[g], void, bound_th)`` for every pair.
+    """
+    if preds.dim() != 4 or gts.dim() != 4 or preds.shape[1:] != gts.shape[1:]:
+        raise ValueError(f"expected (P, T, H, W) and (G, T, H, W) masks of one size, got {tuple(preds.shape)} and "
+                         f"{tuple(gts.shape)}")
+    n_p, n_frames, height, width = preds.shape
+    n_g = gts.shape[0]
+    device = preds.device
+    masks = torch.cat([preds.bool(), gts.to(device).bool()])
+    if void is not None:
+        v = void.to(device).bool()
+        if v.shape != masks.shape[1:]:
+            raise ValueError(f"void shape {tuple(v.shape)} differs from the masks' {tuple(masks.shape[1:])}")
+        masks = masks & ~v
+    radius = boundary_radius(height, width, bound_th)
+    n_masks, k_words = n_p + n_g, _bits.n_words(width)
+    counts = torch.zeros((6, n_p, n_g, n_frames), dtype=torch.int64, device=device)
+    if n_frames and n_p and n_g:
+        chunk_words = _CHUNK_WORDS if device.type == "cpu" else _CHUNK_WORDS_GPU
+        step = max(1, _chunk_frames(height, width, chunk_words) // max(1, n_masks // 2))
+        ws = _bits.Workspace(device)
+        packer = _bits.Packer(min(step, n_frames), height, width, device, ws)
+        for start in range(0, n_frames, step):
+            stop = min(n_frames, start + step)
+            words = torch.empty((n_masks, stop - start, height, k_words), dtype=torch.int64, device=device)
+            for i in range(n_masks):
+                packer.pack(masks[i, start:stop], out=words[i])
+            counts[:, :, :, start:stop] = _pairwise_counts(words, n_p, width, radius, ws)
+    j = _j_from_counts(counts[0], counts[1])
+    f = _f_from_counts(counts[2], counts[3], counts[4], counts[5])
+    return j, f
+
+
+def _pairwise_counts(words: torch.Tensor, n_p: int, width: int, radius: int, ws: _bits.Workspace) -> torch.Tensor:
+    """(6, P, G, n) counts [inter, union, n_fg, n_gt, fg_match, gt_match] for packed masks ``words`` =
+    (P + G, n, H, K): predictions first, then ground truths. The crop is the content of all masks together
+    (a superset of each pair's), with one zero guard word per row for the dilation, as in :func:`_jf_counts`."""
+    n_masks, n = words.shape[0], words.shape[1]
+    n_g = n_masks - n_p
+    out = torch.zeros((6, n_p, n_g, n), dtype=torch.int64, device=words.device)
+    occ = words.any(dim=0).any(dim=0)  # (H, K)
+    rows = occ.any(dim=1).nonzero()
+    if rows.numel() == 0:
+        return out
+    cols = occ.any(dim=0).nonzero()
+    height, k_all = occ.shape
+    r0, r1 = max(int(rows[0]) - 1, 0), int(rows[-1]) + 1
+    c0, c1 = max(int(cols[0]) - 1, 0), int(cols[-1]) + 1
+    h, k = r1 - r0, c1 - c0
+    w = torch.zeros((n_masks, n, h, k + 1), dtype=torch.int64, device=words.device)
+    w[..., :k] = words[:, :, r0:r1, c0:c1]
+    bnd = _bits.boundary(w, width, r1 == height, k - 1 if c1 == k_all else None,
+                         out=torch.empty_like(w), ws=ws)
+    dil = _bits.dilate_disk(bnd, radius, guarded=True, ws=ws).clone()
+    n_bnd = _bits.popcount(bnd).sum(dim=(2, 3))  # (P + G, n)
+    for g in range(n_g):
+        gw, gb, gd = w[n_p + g], bnd[n_p + g], dil[n_p + g]
+        out[0, :, g] = _bits.popcount(w[:n_p] & gw).sum(dim=(2, 3))
+        out[1, :, g] = _bits.popcount(w[:n_p] | gw).sum(dim=(2, 3))
+        out[2, :, g] = n_bnd[:n_p]
+        out[3, :, g] = n_bnd[n_p + g]
+        out[4, :, g] = _bits.popcount(bnd[:n_p] & gd).sum(dim=(2, 3))  # predicted boundary near the gt's
+        out[5, :, g] = _bits.popcount(dil[:n_p] & gb).sum(dim=(2, 3))  # gt boundary near the prediction's
+    return out
+
+
 def jaccard(pred: MaskLike, gt: MaskLike, void: MaskLike | None = None) -> torch.Tensor:
     """Region similarity J per frame (davis2017 ``db_eval_iou``).
 

@@ -233,3 +233,26 @@ def test_disk_half_widths_match_skimage_definition():
         d = _disk(r)
         assert _bits.disk_half_widths(r) == [int(d[r + dy].sum() // 2) for dy in range(r + 1)]
         assert math.isqrt(r * r) == r
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 4, 37, 129), (5, 3, 6, 64, 64), (2, 1, 3, 1, 7), (4, 2, 5, 97, 131)])
+def test_pairwise_equals_per_pair(shape, device):
+    """Shared boundaries and dilations give the per-pair J and F bit for bit (with and without void)."""
+    from refbench.metrics.frame import pairwise_jaccard_and_boundary
+
+    n_p, n_g, t, h, w = shape
+    rng = np.random.default_rng(sum(shape))
+    preds = torch.from_numpy(rng.random((n_p, t, h, w)) > 0.7).to(device)
+    preds[0] = False  # an empty proposal
+    gts = torch.from_numpy(rng.random((n_g, t, h, w)) > 0.8).to(device)
+    void = torch.from_numpy(rng.random((t, h, w)) > 0.95).to(device)
+    for v in (None, void):
+        jj, ff = pairwise_jaccard_and_boundary(preds, gts, v)
+        assert jj.shape == ff.shape == (n_p, n_g, t)
+        for p in range(n_p):
+            for g in range(n_g):
+                j, f = jaccard_and_boundary(preds[p], gts[g], v)
+                assert torch.equal(jj[p, g], j) and torch.equal(ff[p, g], f)
+                assert np.array_equal(j.cpu().numpy(), [_ref_j(preds[p, i].cpu().numpy(), gts[g, i].cpu().numpy(),
+                                                                None if v is None else v[i].cpu().numpy())
+                                                        for i in range(t)])
