@@ -305,11 +305,15 @@ def _all_pair_scores(
     gids = torch.arange(1, n_obj + 1, dtype=gt.dtype, device=gt.device).view(-1, 1, 1, 1)
     for start in range(0, n_frames, step):
         stop = min(n_frames, start + step)
+        # Void is removed once from the id map instead of from every one-hot mask; GT object ids never
+        # equal the void label, so the GT masks exclude void already.
+        p_ids = pred[start:stop]
+        if void is not None:
+            p_ids = p_ids.masked_fill(void[start:stop], 0)
         # x == id as "not (x ^ id != 0)" (see _pair_scores)
-        p = torch.logical_not(pred[start:stop].unsqueeze(0) ^ pids)
+        p = torch.logical_not(p_ids.unsqueeze(0) ^ pids)
         g = torch.logical_not(gt[start:stop].unsqueeze(0) ^ gids)
-        v = None if void is None else void[start:stop]
-        j, f = pairwise_jaccard_and_boundary(p, g, v, bound_th)
+        j, f = pairwise_jaccard_and_boundary(p, g, None, bound_th)
         j_out[:, :, start:stop] = j.cpu().numpy()
         f_out[:, :, start:stop] = f.cpu().numpy()
     return j_out, f_out

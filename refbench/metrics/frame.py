@@ -217,12 +217,12 @@ def pairwise_jaccard_and_boundary(
     n_p, n_frames, height, width = preds.shape
     n_g = gts.shape[0]
     device = preds.device
-    masks = torch.cat([preds.bool(), gts.to(device).bool()])
+    gts = gts.to(device)
+    keep = None
     if void is not None:
-        v = void.to(device).bool()
-        if v.shape != masks.shape[1:]:
-            raise ValueError(f"void shape {tuple(v.shape)} differs from the masks' {tuple(masks.shape[1:])}")
-        masks = masks & ~v
+        keep = ~void.to(device).bool()
+        if keep.shape != preds.shape[1:]:
+            raise ValueError(f"void shape {tuple(keep.shape)} differs from the masks' {tuple(preds.shape[1:])}")
     radius = boundary_radius(height, width, bound_th)
     n_masks, k_words = n_p + n_g, _bits.n_words(width)
     counts = torch.zeros((6, n_p, n_g, n_frames), dtype=torch.int64, device=device)
@@ -235,7 +235,8 @@ def pairwise_jaccard_and_boundary(
             stop = min(n_frames, start + step)
             words = torch.empty((n_masks, stop - start, height, k_words), dtype=torch.int64, device=device)
             for i in range(n_masks):
-                packer.pack(masks[i, start:stop], out=words[i])
+                m = preds[i, start:stop] if i < n_p else gts[i - n_p, start:stop]
+                packer.pack(m if keep is None else m.bool() & keep[start:stop], out=words[i])
             counts[:, :, :, start:stop] = _pairwise_counts(words, n_p, width, radius, ws)
     j = _j_from_counts(counts[0], counts[1])
     f = _f_from_counts(counts[2], counts[3], counts[4], counts[5])
