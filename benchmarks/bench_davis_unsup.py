@@ -25,44 +25,14 @@ import numpy as np
 
 def official_sequence(gt: np.ndarray, pred: np.ndarray, n_proposals: int):
     """(J, F) arrays (n_rows, n_obj, T) and the assignment, as davis2017's unsupervised evaluation makes them."""
-    import cv2
+    from official_davis import db_eval_iou, f_measure
     from scipy.optimize import linear_sum_assignment
-    from skimage.morphology import disk
-    from vos_benchmark.utils import _seg2bmap
 
     void = gt == 255
     n_obj = int(max(int(gt[gt != 255].max(initial=0)), 0))
     n_rows = max(n_proposals, n_obj)
     gts = [(gt == k) for k in range(1, n_obj + 1)]
     preds = [(pred == k) for k in range(1, n_rows + 1)]
-
-    def db_eval_iou(annotation, segmentation, void_pixels):
-        annotation, segmentation = annotation > 0.5, segmentation > 0.5
-        void_pixels = void_pixels > 0.5
-        inters = np.sum((segmentation & annotation) & np.logical_not(void_pixels), axis=(-2, -1))
-        union = np.sum((segmentation | annotation) & np.logical_not(void_pixels), axis=(-2, -1))
-        j = inters / np.where(union == 0, 1, union)
-        j[union == 0] = 1
-        return j
-
-    def f_measure(fg, gt_m, void_m, bound_th=0.008):
-        fg = fg & np.logical_not(void_m)
-        gt_m = gt_m & np.logical_not(void_m)
-        bound_pix = np.ceil(bound_th * np.linalg.norm(fg.shape))
-        fg_b, gt_b = _seg2bmap(fg), _seg2bmap(gt_m)
-        fg_dil = cv2.dilate(fg_b.astype(np.uint8), disk(bound_pix).astype(np.uint8))
-        gt_dil = cv2.dilate(gt_b.astype(np.uint8), disk(bound_pix).astype(np.uint8))
-        gt_match, fg_match = gt_b * fg_dil, fg_b * gt_dil
-        n_fg, n_gt = np.sum(fg_b), np.sum(gt_b)
-        if n_fg == 0 and n_gt > 0:
-            p, r = 1, 0
-        elif n_fg > 0 and n_gt == 0:
-            p, r = 0, 1
-        elif n_fg == 0 and n_gt == 0:
-            p, r = 1, 1
-        else:
-            p, r = np.sum(fg_match) / float(n_fg), np.sum(gt_match) / float(n_gt)
-        return 0 if p + r == 0 else 2 * p * r / (p + r)
 
     n_frames = gt.shape[0]
     j = np.zeros((n_rows, n_obj, n_frames))

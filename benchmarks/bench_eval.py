@@ -99,34 +99,8 @@ def build(workdir: Path, fraction: float, seed: int = 0) -> tuple[Path, Path, Pa
 def official_loop(root: Path, preds: Path) -> dict[str, tuple[float, float]]:
     """The per-expression work of MeViS eval_mevis.py, one expression after the other."""
     import cv2
+    from official_davis import db_eval_iou, f_measure
     from pycocotools import mask as mask_utils
-    from skimage.morphology import disk
-    from vos_benchmark.utils import _seg2bmap
-
-    def f_measure(fg, gt, bound_th=0.008):
-        bound_pix = bound_th if bound_th >= 1 else np.ceil(bound_th * np.linalg.norm(fg.shape))
-        fg_b, gt_b = _seg2bmap(fg), _seg2bmap(gt)
-        fg_dil = cv2.dilate(fg_b.astype(np.uint8), disk(bound_pix))
-        gt_dil = cv2.dilate(gt_b.astype(np.uint8), disk(bound_pix))
-        gt_match, fg_match = gt_b * fg_dil, fg_b * gt_dil
-        n_fg, n_gt = np.sum(fg_b), np.sum(gt_b)
-        if n_fg == 0 and n_gt > 0:
-            p, r = 1, 0
-        elif n_fg > 0 and n_gt == 0:
-            p, r = 0, 1
-        elif n_fg == 0 and n_gt == 0:
-            p, r = 1, 1
-        else:
-            p, r = np.sum(fg_match) / float(n_fg), np.sum(gt_match) / float(n_gt)
-        return 0 if p + r == 0 else 2 * p * r / (p + r)
-
-    def db_eval_iou(annotation, segmentation):
-        annotation, segmentation = annotation > 0.5, segmentation > 0.5
-        inters = np.sum(segmentation & annotation, axis=(-2, -1))
-        union = np.sum(segmentation | annotation, axis=(-2, -1))
-        j = inters / np.where(union == 0, 1, union)
-        j[union == 0] = 1
-        return j
 
     meta = json.loads((root / "valid_u" / "meta_expressions.json").read_text())["videos"]
     mask_dict = json.loads((root / "valid_u" / "mask_dict.json").read_text())

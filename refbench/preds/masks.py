@@ -183,6 +183,19 @@ def _rle_frames(path: Path, label: str, rles: list, frames: Sequence[str], size:
         yield t, m, where
 
 
+def _first_rle_size(path: Path, video: str, lists: Iterable[list]) -> tuple[int, int] | None:
+    """(H, W) of the first RLE with a ``size`` in per-frame RLE lists; None when every entry is null."""
+    for rles in lists:
+        for rle in rles:
+            size = rle.get("size") if isinstance(rle, dict) else None
+            if isinstance(size, (list, tuple)) and len(size) == 2:
+                try:
+                    return int(size[0]), int(size[1])
+                except (TypeError, ValueError) as exc:
+                    raise PredictionError(f"{path}: {video}: RLE size {size!r} is not [H, W]") from exc
+    return None
+
+
 class MaskSource(ABC):
     """Per-sample reader of predicted masks (see the module doc for the formats).
 
@@ -492,15 +505,7 @@ class RleJsonSource(MaskSource):
         return out
 
     def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
-        for rles in [self._entries.get((video, exp_id), ())]:  # type: ignore[arg-type]
-            for rle in rles:
-                size = rle.get("size") if isinstance(rle, dict) else None
-                if isinstance(size, (list, tuple)) and len(size) == 2:
-                    try:
-                        return int(size[0]), int(size[1])
-                    except (TypeError, ValueError) as exc:
-                        raise PredictionError(f"{self.path}: {video}: RLE size {size!r} is not [H, W]") from exc
-        return None
+        return _first_rle_size(self.path, video, [self._entries.get((video, exp_id), [])])  # type: ignore[arg-type]
 
     def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
         sets = {v: set(e or ()) for v, e in known.items()}
@@ -569,15 +574,7 @@ class RleSequenceSource(MaskSource):
         return out
 
     def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
-        for rles in self._seqs.get(video, {}).values():
-            for rle in rles:
-                size = rle.get("size") if isinstance(rle, dict) else None
-                if isinstance(size, (list, tuple)) and len(size) == 2:
-                    try:
-                        return int(size[0]), int(size[1])
-                    except (TypeError, ValueError) as exc:
-                        raise PredictionError(f"{self.path}: {video}: RLE size {size!r} is not [H, W]") from exc
-        return None
+        return _first_rle_size(self.path, video, self._seqs.get(video, {}).values())
 
     def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
         for seq in self._seqs:
