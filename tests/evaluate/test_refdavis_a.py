@@ -161,26 +161,9 @@ def _ref_j(p: np.ndarray, g: np.ndarray, void: np.ndarray) -> float:
 
 
 def _ref_f(p: np.ndarray, g: np.ndarray, void: np.ndarray) -> float:
-    import cv2
+    from tests.metrics.test_frame import _ref_f as frame_ref_f  # numpy _seg2bmap + cv2 disk dilation, for tests
 
-    from tests.metrics.test_frame import _disk, _ref_bmap  # numpy _seg2bmap and disk, written for the tests
-
-    r = int(np.ceil(0.008 * np.linalg.norm(p.shape)))
-    fb = _ref_bmap(p & ~void).astype(np.uint8)
-    gb = _ref_bmap(g & ~void).astype(np.uint8)
-    fd = cv2.dilate(fb, _disk(r))
-    gd = cv2.dilate(gb, _disk(r))
-    n_fg, n_gt = np.sum(fb), np.sum(gb)
-    if n_fg == 0 and n_gt > 0:
-        prec, rec = 1, 0
-    elif n_fg > 0 and n_gt == 0:
-        prec, rec = 0, 1
-    elif n_fg == 0 and n_gt == 0:
-        prec, rec = 1, 1
-    else:
-        prec = np.sum(fb * gd) / float(n_fg)
-        rec = np.sum(gb * fd) / float(n_gt)
-    return 0 if prec + rec == 0 else 2 * prec * rec / (prec + rec)
+    return frame_ref_f(p, g, void)
 
 
 def _ref_stats(v: np.ndarray) -> tuple[float, float, float]:
