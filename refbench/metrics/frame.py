@@ -115,11 +115,14 @@ def _f_from_counts(n_fg, n_gt, fg_match, gt_match) -> torch.Tensor:
 
 
 def _content_crop(words: torch.Tensor):
-    """Rows and word columns of packed (2, T, H, K) masks that can hold a pixel or a boundary pixel of either
+    """Rows and word columns of packed (M, T, H, K) masks that can hold a pixel or a boundary pixel of any
     mask, or None if all are empty. A boundary pixel lies on a mask or one pixel above / left of it
     (``_seg2bmap`` looks east and south), so the crop takes one extra row above and one extra word on the
     left."""
-    occ = (words[0] | words[1]).any(dim=0)
+    union = words[0]
+    for m in words[1:]:
+        union = union | m
+    occ = union.any(dim=0)
     rows = occ.any(dim=1).nonzero()
     if rows.numel() == 0:
         return None
@@ -245,24 +248,20 @@ def pairwise_jaccard_and_boundary(
 
 def _pairwise_counts(words: torch.Tensor, n_p: int, width: int, radius: int, ws: _bits.Workspace) -> torch.Tensor:
     """(6, P, G, n) counts [inter, union, n_fg, n_gt, fg_match, gt_match] for packed masks ``words`` =
-    (P + G, n, H, K): predictions first, then ground truths. The crop is the content of all masks together
-    (a superset of each pair's), with one zero guard word per row for the dilation, as in :func:`_jf_counts`."""
+    (P + G, n, H, K): predictions first, then ground truths. The crop (:func:`_content_crop`) is the content
+    of all masks together (a superset of each pair's), with one zero guard word per row for the dilation, as
+    in :func:`_jf_counts`."""
     n_masks, n = words.shape[0], words.shape[1]
     n_g = n_masks - n_p
     out = torch.zeros((6, n_p, n_g, n), dtype=torch.int64, device=words.device)
-    occ = words.any(dim=0).any(dim=0)  # (H, K)
-    rows = occ.any(dim=1).nonzero()
-    if rows.numel() == 0:
+    crop = _content_crop(words)
+    if crop is None:
         return out
-    cols = occ.any(dim=0).nonzero()
-    height, k_all = occ.shape
-    r0, r1 = max(int(rows[0]) - 1, 0), int(rows[-1]) + 1
-    c0, c1 = max(int(cols[0]) - 1, 0), int(cols[-1]) + 1
-    h, k = r1 - r0, c1 - c0
+    rs, cs, last_row, last_word = crop
+    h, k = rs.stop - rs.start, cs.stop - cs.start
     w = torch.zeros((n_masks, n, h, k + 1), dtype=torch.int64, device=words.device)
-    w[..., :k] = words[:, :, r0:r1, c0:c1]
-    bnd = _bits.boundary(w, width, r1 == height, k - 1 if c1 == k_all else None,
-                         out=torch.empty_like(w), ws=ws)
+    w[..., :k] = words[:, :, rs, cs]
+    bnd = _bits.boundary(w, width, last_row, k - 1 if last_word else None, out=torch.empty_like(w), ws=ws)
     dil = _bits.dilate_disk(bnd, radius, guarded=True, ws=ws).clone()
     n_bnd = _bits.popcount(bnd).sum(dim=(2, 3))  # (P + G, n)
     for g in range(n_g):
