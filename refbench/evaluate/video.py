@@ -54,7 +54,7 @@ from typing import Any, Callable, Sequence, Union
 
 from refbench.data.base import DatasetError, PredictionError, VideoExpression
 from refbench.evaluate.result import MISSING_MODES, EvalResult
-from refbench.preds.masks import MaskSource, SampleStatus, open_mask_source
+from refbench.preds.masks import MaskSource, SampleStatus, missing_error, open_mask_source
 
 PathLike = Union[str, Path]
 Progress = Callable[[int, int], None]
@@ -125,16 +125,11 @@ def _run(items: Sequence[Any], fn: Callable[[Any], Any], progress: Progress | No
 
 def _missing_gate(source: MaskSource, samples: Sequence[Any], pred_path: PathLike, missing: str) -> dict[str, Any]:
     report = source.missing_report(samples)
-    if missing == "error" and not report.empty:
-        first = ""
-        if report.frames:
-            key, frames = next(iter(report.frames.items()))
-            s = next(x for x in samples if getattr(x, "key", x.video) == key)
-            first = f"; first missing file: {source.describe(s.video, getattr(s, 'exp_id', None), frames[0])}"
-        raise PredictionError(
-            f"{pred_path}: predictions missing: {report.summary()}{first} (pass missing='empty' or 'official' "
-            "to score them)"
-        )
+    if missing == "error":
+        error = missing_error(source, samples, pred_path, "(pass missing='empty' or 'official' to score them)",
+                              report)
+        if error is not None:
+            raise error
     return {"videos": report.videos, "expressions": report.expressions, "frames": report.frames}
 
 

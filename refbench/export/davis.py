@@ -29,6 +29,8 @@ from typing import Any, Union
 import numpy as np
 
 from refbench.data.base import DatasetError, PredictionError
+from refbench.export.zips import _EMPTY_HINT
+from refbench.preds.masks import missing_error
 
 PathLike = Union[str, os.PathLike]
 
@@ -54,18 +56,10 @@ def _missing_frames(source: Any, sample: Any, exp_id: str | None) -> int:
 
 
 def _gate(source: Any, samples: list[Any], missing: str) -> None:
-    if missing != "error":
-        return
-    report = source.missing_report(samples)
-    if report.empty:
-        return
-    first = ""
-    if report.frames:
-        key, frames = next(iter(report.frames.items()))
-        s = next(x for x in samples if getattr(x, "key", x.video) == key)
-        first = f"; first missing file: {source.describe(s.video, getattr(s, 'exp_id', None), frames[0])}"
-    raise PredictionError(f"{source.path}: predictions missing: {report.summary()}{first} (pass missing='empty' "
-                          "to write them as empty masks)")
+    if missing == "error":
+        err = missing_error(source, samples, source.path, _EMPTY_HINT)
+        if err is not None:
+            raise err
 
 
 def _refdavis_entries(loader: Any, source: Any, missing: str, palette: list[int]) -> tuple[dict[str, bytes], dict]:

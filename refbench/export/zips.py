@@ -37,6 +37,10 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar, Union
 import numpy as np
 
 from refbench.data.base import DatasetError, PredictionError
+from refbench.preds.masks import missing_error
+
+#: how to go on when predictions are missing (the exporters' missing="empty")
+_EMPTY_HINT = "(pass missing='empty' to write them as empty masks)"
 
 PathLike = Union[str, os.PathLike]
 Progress = Callable[[int, int], None]
@@ -235,19 +239,6 @@ def _is_source(obj: Any) -> bool:
     return all(callable(getattr(obj, m, None)) for m in ("status", "read", "check_known", "missing_report"))
 
 
-def _missing_error(source: Any, samples: Sequence[Any], where: Any) -> PredictionError | None:
-    report = source.missing_report(samples)
-    if report.empty:
-        return None
-    first = ""
-    if report.frames:
-        key, frames = next(iter(report.frames.items()))
-        s = next(x for x in samples if getattr(x, "key", x.video) == key)
-        first = f"; first missing file: {source.describe(s.video, getattr(s, 'exp_id', None), frames[0])}"
-    return PredictionError(f"{where}: predictions missing: {report.summary()}{first} (pass missing='empty' to "
-                           "write them as empty masks)")
-
-
 def _export_davis(card: Any, loader: Any, pred: Any, out: Path, missing: str, overwrite: bool) -> ExportReport:
     try:
         from refbench.export.davis import export_davis
@@ -342,7 +333,7 @@ def export_submission(
                                   f"(<video>/<exp_id>/<frame>.png), got the {source.layout!r} layout")
         source.check_known(known)
         if missing == "error":
-            err = _missing_error(source, samples, where)
+            err = missing_error(source, samples, where, _EMPTY_HINT)
             if err is not None:
                 raise err
         top = _TOP_FOLDER[fmt]

@@ -582,6 +582,22 @@ class RleSequenceSource(MaskSource):
                 raise PredictionError(f"{self.path}: sequence {seq!r} is not in the dataset")
 
 
+def missing_error(source: Any, samples: Sequence[Any], where: Any, hint: str,
+                  report: MissingReport | None = None) -> PredictionError | None:
+    """One error naming the predictions ``source`` lacks for ``samples`` (counts, first names, the first
+    missing file), or None when nothing is missing. ``hint`` says how to go on ("(pass missing='empty' ...)");
+    ``report``: an already computed :meth:`MaskSource.missing_report`."""
+    report = source.missing_report(samples) if report is None else report
+    if report.empty:
+        return None
+    first = ""
+    if report.frames:
+        key, frames = next(iter(report.frames.items()))
+        s = next(x for x in samples if getattr(x, "key", x.video) == key)
+        first = f"; first missing file: {source.describe(s.video, getattr(s, 'exp_id', None), frames[0])}"
+    return PredictionError(f"{where}: predictions missing: {report.summary()}{first} {hint}")
+
+
 def open_mask_source(
     path: PathLike,
     layout: str = "expression",
@@ -616,5 +632,6 @@ __all__ = [
     "RleSequenceSource",
     "SampleStatus",
     "decode_png",
+    "missing_error",
     "open_mask_source",
 ]
