@@ -264,6 +264,34 @@ class Adapter:
     def predict_image(self, requests: Sequence[ImageRequest]) -> list[ImagePrediction]:
         raise AdapterError(f"adapter {self.name} does not support task 'res'")
 
+    def predict_payloads(self, task: str, requests: Sequence[Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Predict ``requests`` of ``task`` and encode each checked prediction for storage:
+        ``(payload, diagnostics)`` per request, the payload in the store's format (:mod:`refbench.runs.store`:
+        RLE masks per frame, spans with the raw text, or one RLE image mask). The run and the worker process
+        both call this; a worker proxy overrides it to return the worker's payloads as they are."""
+        from refbench.runs.store import encode_mask, encode_masks
+
+        if task == "refvos":
+            preds: list[Any] = self.predict_video(requests)
+        elif task == "tsg":
+            preds = self.predict_grounding(requests)
+        elif task == "res":
+            preds = self.predict_image(requests)
+        else:
+            raise AdapterError(f"adapter {self.name}: unknown task {task!r}; expected one of {', '.join(TASKS)}")
+        if len(preds) != len(requests):
+            raise AdapterError(f"adapter {self.name}: returned {len(preds)} predictions for {len(requests)} requests")
+        out = []
+        for r, p in zip(requests, preds):
+            if task == "refvos":
+                payload = encode_masks(check_video_prediction(r, p, self.name))
+            elif task == "tsg":
+                payload = {"spans": [list(x) for x in check_grounding_prediction(r, p, self.name)], "text": p.text}
+            else:
+                payload = encode_mask(check_image_prediction(r, p, self.name))
+            out.append((payload, dict(p.diagnostics)))
+        return out
+
     # -- identity ---------------------------------------------------------------------------------
     def fingerprint_state(self) -> Mapping[str, Any]:
         """Extra output-changing state known after :meth:`setup` (e.g. a hash of the training data a prior

@@ -11,14 +11,15 @@ Protocol: one JSON object per line on the worker's stdin / stdout (its stderr is
 every reply has ``"ok"`` and, when false, ``"error"`` and ``"traceback"``.
 
 * ``{"op": "setup", "code": "module:Class", "options": {...}, "context": {"device", "dataset", "root", "run_dir"}}``
-  -> ``{"ok": true, "fingerprint": str, "fingerprint_state": {...}, "version": str, "tasks": [...]}``
-* ``{"op": "predict", "task": "refvos", "requests": [{"sample_id", "video", "exp_id", "text", "frames": [names],
-  "paths": [paths], "size": [H, W]}]}`` -> ``{"ok": true, "predictions": [{"masks": {"size": [H, W], "rles":
-  [counts, ...]}, "diagnostics": {...}}]}``
-* ``task "tsg"``: requests ``{"sample_id", "video", "query", "duration", "video_path"}`` -> ``{"spans": [[s, e],
-  ...], "text": str | null, "diagnostics": {...}}``
-* ``task "res"``: requests ``{"sample_id", "image_id", "text", "image_path", "size"}`` -> ``{"mask": {"size",
-  "counts"}, "diagnostics"}``
+  -> ``{"ok": true, "fingerprint": str, "fingerprint_state": {...}, "version": str, "tasks": [...],
+  "uses_ground_truth": bool}``
+* ``{"op": "predict", "task": "refvos" | "tsg" | "res", "requests": [...]}`` -> ``{"ok": true, "predictions":
+  [{"payload": {...}, "diagnostics": {...}}]}``. Requests: refvos ``{"sample_id", "video", "exp_id", "text",
+  "frames": [names], "paths": [paths], "size": [H, W]}``; tsg ``{"sample_id", "video", "query", "duration",
+  "video_path"}``; res ``{"sample_id", "image_id", "text", "image_path", "size"}``. Payloads are what
+  :meth:`refbench.adapters.base.Adapter.predict_payloads` makes in the worker, in the store's format: refvos
+  ``{"size": [H, W], "rles": [counts, ...]}``, tsg ``{"spans": [[s, e], ...], "text": str | null}``, res
+  ``{"size": [H, W], "counts": str}``.
 * ``{"op": "close"}`` -> ``{"ok": true}``, then the worker exits.
 
 Adapters that read the ground truth (the oracle) cannot run in a worker.
@@ -120,6 +121,9 @@ class WorkerAdapter(Adapter):
                "run_dir": str(context.run_dir) if context.run_dir else None}
         self._remote = self._call({"op": "setup", "protocol": PROTOCOL_VERSION, "code": self.code,
                                    "options": self.options, "context": ctx})
+        if self._remote.get("uses_ground_truth"):
+            self.close()
+            raise ValueError(f"model {self.name} reads the ground truth and cannot run in a worker process")
         self.tasks = frozenset(self._remote.get("tasks") or ())  # type: ignore[misc]
         self.version = str(self._remote.get("version", "1"))  # type: ignore[misc]
 
@@ -132,30 +136,36 @@ class WorkerAdapter(Adapter):
     def fingerprint_state(self) -> Mapping[str, Any]:
         return dict(self._remote.get("fingerprint_state") or {})
 
+    def predict_payloads(self, task: str, requests: Sequence[Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """The worker's checked, encoded predictions, stored as they arrive (no decode and re-encode here);
+        only their shape is checked against the requests."""
+        out = self._call({"op": "predict", "task": task, "requests": [_request_doc(task, r) for r in requests]})
+        preds = out["predictions"]
+        if len(preds) != len(requests):
+            raise AdapterError(f"model {self.name} (worker): {len(preds)} predictions for {len(requests)} requests")
+        for r, p in zip(requests, preds):
+            payload = p.get("payload")
+            if task != "tsg" and (not isinstance(payload, dict) or list(payload.get("size", ())) != list(r.size)):
+                raise AdapterError(f"model {self.name} (worker): {r.sample_id}: payload does not match size {r.size}")
+            if task == "refvos" and len(payload.get("rles", ())) != len(r.frames):
+                raise AdapterError(f"model {self.name} (worker): {r.sample_id}: not one mask per frame")
+        return [(p["payload"], p.get("diagnostics") or {}) for p in preds]
+
+    # The typed API, for callers outside a run (notebooks): the same payloads, decoded.
     def predict_video(self, requests: Sequence[VideoRequest]) -> list[VideoPrediction]:
         from refbench.runs.store import decode_masks
 
-        reqs = [{"sample_id": r.sample_id, "video": r.video, "exp_id": r.exp_id, "text": r.text,
-                 "frames": list(r.frames.names), "paths": [str(p) for p in r.frames.paths], "size": list(r.size)}
-                for r in requests]
-        out = self._call({"op": "predict", "task": "refvos", "requests": reqs})["predictions"]
-        return [VideoPrediction(decode_masks(p["masks"]), p.get("diagnostics") or {}) for p in out]
+        return [VideoPrediction(decode_masks(p), d) for p, d in self.predict_payloads("refvos", requests)]
 
     def predict_grounding(self, requests: Sequence[GroundingRequest]) -> list[GroundingPrediction]:
-        reqs = [{"sample_id": r.sample_id, "video": r.video, "query": r.query, "duration": r.duration,
-                 "video_path": str(r.video_path) if r.video_path else None} for r in requests]
-        out = self._call({"op": "predict", "task": "tsg", "requests": reqs})["predictions"]
-        return [GroundingPrediction([tuple(s) for s in p["spans"]], p.get("text"), p.get("diagnostics") or {})
-                for p in out]
+        return [GroundingPrediction([tuple(x) for x in p["spans"]], p.get("text"), d)
+                for p, d in self.predict_payloads("tsg", requests)]
 
     def predict_image(self, requests: Sequence[ImageRequest]) -> list[ImagePrediction]:
         from refbench.runs.store import decode_masks
 
-        reqs = [{"sample_id": r.sample_id, "image_id": r.image_id, "text": r.text, "image_path": str(r.image_path),
-                 "size": list(r.size)} for r in requests]
-        out = self._call({"op": "predict", "task": "res", "requests": reqs})["predictions"]
-        return [ImagePrediction(decode_masks({"size": p["mask"]["size"], "rles": [p["mask"]["counts"]]})[0],
-                                p.get("diagnostics") or {}) for p in out]
+        return [ImagePrediction(decode_masks({"size": p["size"], "rles": [p["counts"]]})[0], d)
+                for p, d in self.predict_payloads("res", requests)]
 
     def close(self) -> None:
         proc = self._proc
@@ -179,7 +189,6 @@ class WorkerAdapter(Adapter):
 
 def _serve(stdin: Any, stdout: Any) -> int:
     from refbench.cards import import_ref
-    from refbench.runs.store import encode_mask, encode_masks
 
     adapter: Adapter | None = None
 
@@ -202,12 +211,15 @@ def _serve(stdin: Any, stdout: Any) -> int:
                                          run_dir=Path(ctx["run_dir"]) if ctx.get("run_dir") else None))
                 reply({"ok": True, "fingerprint": adapter.fingerprint(),
                        "fingerprint_state": dict(adapter.fingerprint_state()), "version": adapter.version,
-                       "tasks": sorted(adapter.tasks)})
+                       "tasks": sorted(adapter.tasks),
+                       "uses_ground_truth": bool(getattr(adapter, "uses_ground_truth", False))})
             elif op == "predict":
                 if adapter is None:
                     raise AdapterError("predict before setup")
-                reply({"ok": True, "predictions": _predict(adapter, msg["task"], msg["requests"], encode_masks,
-                                                           encode_mask)})
+                task = msg["task"]
+                reqs = [_request_from_doc(task, r) for r in msg["requests"]]
+                reply({"ok": True, "predictions": [{"payload": p, "diagnostics": d}
+                                                   for p, d in adapter.predict_payloads(task, reqs)]})
             elif op == "close":
                 if adapter is not None:
                     adapter.close()
@@ -220,31 +232,29 @@ def _serve(stdin: Any, stdout: Any) -> int:
     return 0
 
 
-def _predict(adapter: Adapter, task: str, requests: list[dict[str, Any]], encode_masks: Any,
-             encode_mask: Any) -> list[dict[str, Any]]:
-    from refbench.adapters.base import (
-        check_grounding_prediction,
-        check_image_prediction,
-        check_video_prediction,
-    )
-
+def _request_doc(task: str, r: Any) -> dict[str, Any]:
+    """A request as the protocol sends it (frame paths, never pixels)."""
     if task == "refvos":
-        reqs = [VideoRequest(r["sample_id"], r["video"], r["exp_id"], r["text"], Frames(r["frames"], r["paths"]),
-                             tuple(r["size"])) for r in requests]
-        preds = adapter.predict_video(reqs)
-        return [{"masks": encode_masks(check_video_prediction(q, p, adapter.name)), "diagnostics": p.diagnostics}
-                for q, p in zip(reqs, preds)]
+        return {"sample_id": r.sample_id, "video": r.video, "exp_id": r.exp_id, "text": r.text,
+                "frames": list(r.frames.names), "paths": [str(p) for p in r.frames.paths], "size": list(r.size)}
     if task == "tsg":
-        greqs = [GroundingRequest(r["sample_id"], r["video"], r["query"], r["duration"],
-                                  Path(r["video_path"]) if r.get("video_path") else None) for r in requests]
-        gpreds = adapter.predict_grounding(greqs)
-        return [{"spans": [list(s) for s in check_grounding_prediction(q, p, adapter.name)], "text": p.text,
-                 "diagnostics": p.diagnostics} for q, p in zip(greqs, gpreds)]
-    ireqs = [ImageRequest(r["sample_id"], r["image_id"], r["text"], Path(r["image_path"]), tuple(r["size"]))
-             for r in requests]
-    ipreds = adapter.predict_image(ireqs)
-    return [{"mask": encode_mask(check_image_prediction(q, p, adapter.name)), "diagnostics": p.diagnostics}
-            for q, p in zip(ireqs, ipreds)]
+        return {"sample_id": r.sample_id, "video": r.video, "query": r.query, "duration": r.duration,
+                "video_path": str(r.video_path) if r.video_path else None}
+    return {"sample_id": r.sample_id, "image_id": r.image_id, "text": r.text, "image_path": str(r.image_path),
+            "size": list(r.size)}
+
+
+def _request_from_doc(task: str, r: Mapping[str, Any]) -> Any:
+    """Inverse of :func:`_request_doc`, in the worker."""
+    if task == "refvos":
+        return VideoRequest(r["sample_id"], r["video"], r["exp_id"], r["text"], Frames(r["frames"], r["paths"]),
+                            tuple(r["size"]))
+    if task == "tsg":
+        return GroundingRequest(r["sample_id"], r["video"], r["query"], r["duration"],
+                                Path(r["video_path"]) if r.get("video_path") else None)
+    if task == "res":
+        return ImageRequest(r["sample_id"], r["image_id"], r["text"], Path(r["image_path"]), tuple(r["size"]))
+    raise AdapterError(f"unknown task {task!r}")
 
 
 def _jsonable(x: Any) -> Any:

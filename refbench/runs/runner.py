@@ -26,20 +26,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from refbench import __version__
-from refbench.adapters.base import (
-    Adapter,
-    AdapterError,
-    Frames,
-    GroundingRequest,
-    ImageRequest,
-    RunContext,
-    VideoRequest,
-    check_grounding_prediction,
-    check_image_prediction,
-    check_video_prediction,
-)
+from refbench.adapters.base import Adapter, Frames, GroundingRequest, ImageRequest, RunContext, VideoRequest
 from refbench.runs import dist as D
-from refbench.runs.store import RunStore, Stored, StoreMismatch, encode_mask, encode_masks, part_path, part_paths
+from refbench.runs.store import RunStore, Stored, StoreMismatch, part_path, part_paths
 
 Progress = Callable[[int, int], None]
 
@@ -143,22 +132,6 @@ class _Requests:
         return ImageRequest(key, sample.image_id, sample.text, loader.image_path(sample),
                             (int(sample.height), int(sample.width)), reference=ref)
 
-    def predict(self, requests: list[Any]) -> list[Any]:
-        a = self.adapter
-        if self.task == "refvos":
-            return a.predict_video(requests)
-        if self.task == "tsg":
-            return a.predict_grounding(requests)
-        return a.predict_image(requests)
-
-    def encode(self, req: Any, pred: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        name = self.adapter.name
-        if self.task == "refvos":
-            return encode_masks(check_video_prediction(req, pred, name)), dict(pred.diagnostics)
-        if self.task == "tsg":
-            spans = check_grounding_prediction(req, pred, name)
-            return {"spans": [list(s) for s in spans], "text": pred.text}, dict(pred.diagnostics)
-        return encode_mask(check_image_prediction(req, pred, name)), dict(pred.diagnostics)
 
 
 class SubsetLoader:
@@ -449,13 +422,10 @@ def _predict(task: str, loader: Any, adapter: Adapter, protocol: str, todo: list
             if fut is not None:
                 fut.result()  # surfaces a decode error of this batch
             t = time.perf_counter()
-            preds = reqs.predict(rs)
-            if len(preds) != len(rs):
-                raise AdapterError(f"adapter {adapter.name}: returned {len(preds)} predictions for {len(rs)} requests")
+            encoded = adapter.predict_payloads(task, rs)
             secs = (time.perf_counter() - t) / len(rs)
             items = []
-            for r, p in zip(rs, preds):
-                payload, diag = reqs.encode(r, p)
+            for r, (payload, diag) in zip(rs, encoded):
                 items.append(Stored(r.sample_id, r.image_id if task == "res" else r.video, payload, diag, secs))
                 if task == "refvos":
                     r.frames.release()
