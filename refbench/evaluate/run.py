@@ -55,12 +55,14 @@ def evaluate(
     device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
     loader: Any = None,
+    annotation_sha256: str | None = None,
     **options: Any,
 ) -> tuple[EvalResult, dict[str, Any]]:
     """Score predictions at ``pred`` on dataset card ``dataset``. Returns (result, summary JSON dict).
 
     ``loader``: an already opened loader of the card (e.g. one restricted to a subset of samples by
-    ``refbench run --limit``); default: the card's loader on ``root``."""
+    ``refbench run --limit``); default: the card's loader on ``root``. ``annotation_sha256``: the
+    :func:`annotation_hash` of the card's files under ``root`` when the caller has it already (a run does)."""
     if missing not in MISSING_MODES:
         raise ValueError(f"missing must be one of {', '.join(MISSING_MODES)}, got {missing!r}")
     card = dataset_card(dataset)
@@ -108,7 +110,7 @@ def evaluate(
             "dataset_card": str(card.path) if card.path else card.name,
             "data_root": str(data_root),
             "annotation_files": [str(p.relative_to(data_root)) for p in sorted(files)],
-            "annotation_sha256": annotation_hash(files, data_root),
+            "annotation_sha256": annotation_sha256 or annotation_hash(files, data_root),
             "predictions": str(pred_path),
             "missing": missing,
             "device": device,

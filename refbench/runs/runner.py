@@ -454,7 +454,8 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
 
         sub = SubsetLoader(loader, set(keys), task) if partial else loader
         res, eval_summary = evaluate(card.name, pred_path, root=root, protocol=protocol, missing="error",
-                                     device=D.device_for(d, config.device), loader=sub)
+                                     device=D.device_for(d, config.device), loader=sub,
+                                     annotation_sha256=header["annotation_sha256"])
         eval_summary["run"] = {"model": acard.name, "fingerprint": header["fingerprint"], "run_dir": str(run_dir),
                                "samples": len(samples), "partial": partial}
         write_json(eval_summary, run_dir / "summary.json")

@@ -39,6 +39,13 @@ def test_default_run_is_the_demo(demo_env, tmp_path):
         assert key in prov
     assert meta["adapter"]["fit"]["train"] == "demo_mevis_train" and meta["adapter"]["fit"]["train_samples"] == 28
     assert run_dir.name == f"prior-{meta['header']['fingerprint'][:8]}"
+    from refbench.cards import dataset_card
+    from refbench.evaluate.run import annotation_files, annotation_hash
+
+    card = dataset_card("demo_mevis_val_u")
+    root = card.resolve_root()
+    assert s["provenance"]["annotation_sha256"] == meta["header"]["annotation_sha256"] == annotation_hash(
+        annotation_files(card, root), root)
     rows = (tmp_path / "runs" / "leaderboards" / "refvos.csv").read_text().splitlines()
     assert len(rows) == 4 and all(",prior,J" in r or ",prior,F" in r for r in rows[1:])
     # the second run resumes: nothing predicted again, same numbers, no duplicate leaderboard rows
