@@ -75,7 +75,7 @@ class LeaderboardError(ValueError):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _format_value(value: float) -> str:
+def format_value(value: float) -> str:
     """Shortest text that round-trips ``value`` after dropping float noise beyond 12 significant digits."""
     return repr(float(f"{value:.12g}"))
 
@@ -167,7 +167,7 @@ class Row:
     def to_dict(self) -> dict[str, str]:
         """The row as CSV text fields, in :data:`COLUMNS` order."""
         d = asdict(self)
-        d["value"] = _format_value(self.value)
+        d["value"] = format_value(self.value)
         return {k: d[k] for k in COLUMNS}
 
 

@@ -189,11 +189,12 @@ class WorkerAdapter(Adapter):
 
 def _serve(stdin: Any, stdout: Any) -> int:
     from refbench.cards import import_ref
+    from refbench.runs.store import jsonable
 
     adapter: Adapter | None = None
 
     def reply(doc: dict[str, Any]) -> None:
-        stdout.write(json.dumps(doc, separators=(",", ":"), default=_jsonable) + "\n")
+        stdout.write(json.dumps(doc, separators=(",", ":"), default=jsonable) + "\n")
         stdout.flush()
 
     for line in stdin:
@@ -255,16 +256,6 @@ def _request_from_doc(task: str, r: Mapping[str, Any]) -> Any:
     if task == "res":
         return ImageRequest(r["sample_id"], r["image_id"], r["text"], Path(r["image_path"]), tuple(r["size"]))
     raise AdapterError(f"unknown task {task!r}")
-
-
-def _jsonable(x: Any) -> Any:
-    import numpy as np
-
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
 
 
 def main() -> int:

@@ -529,11 +529,11 @@ def _append_leaderboard(directory: str, card: Any, acard: Any, header: dict[str,
 
 def _already_listed(path: Path, rows: list[Any]) -> bool:
     """Whether every row (same dataset, model, metric, value, run directory and fingerprint) is in ``path``."""
-    from refbench.leaderboard import _format_value, read_rows
+    from refbench.leaderboard import format_value, read_rows
 
     have = {(r.dataset, r.model, r.metric, r.value, r.source, r.fingerprint)
             for r in read_rows(path, strict=False) if r.kind == "reproduced"}
-    return all((r.dataset, r.model, r.metric, float(_format_value(r.value)), r.source, r.fingerprint) in have for r in rows)
+    return all((r.dataset, r.model, r.metric, float(format_value(r.value)), r.source, r.fingerprint) in have for r in rows)
 
 
 def _write_run_json(run_dir: Path, config: RunConfig, acard: Any, adapter: Adapter, header: dict[str, Any],

@@ -174,7 +174,7 @@ class RunStore:
         """Store a batch in one transaction: after this returns the batch survives a crash; if the process
         dies inside it, none of the batch is stored."""
         rows = [(s.sample_id, s.video, json.dumps(s.payload, separators=(",", ":")),
-                 json.dumps(s.diagnostics, default=_jsonable, separators=(",", ":")), float(s.seconds))
+                 json.dumps(s.diagnostics, default=jsonable, separators=(",", ":")), float(s.seconds))
                 for s in items]
         with self._con:
             self._con.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?)", rows)
@@ -189,7 +189,9 @@ class RunStore:
         self.close()
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """JSON ``default`` for diagnostics: numpy scalars and arrays as numbers and lists, paths as text, anything
+    else as its repr."""
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, np.ndarray):
@@ -208,4 +210,4 @@ def part_paths(run_dir: Path) -> list[Path]:
 
 
 __all__ = ["HEADER_KEYS", "RunStore", "SCHEMA", "Stored", "StoreMismatch", "decode_masks", "encode_mask",
-           "encode_masks", "part_path", "part_paths"]
+           "encode_masks", "jsonable", "part_path", "part_paths"]

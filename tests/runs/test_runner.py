@@ -267,14 +267,14 @@ def test_blind_prior_on_charades_sta_test(shared_data, tmp_path):
 
 def test_committed_prior_row_is_reproduced(shared_data, tmp_path):
     """The reproduced leaderboard rows of the blind TSG prior match a fresh run, to the CSV's 10 decimals."""
-    from refbench.leaderboard import _format_value, leaderboard_dirs, read_rows, select
+    from refbench.leaderboard import format_value, leaderboard_dirs, read_rows, select
 
     root = shared_data / "charades_sta"
     for label, args in (("prior", {}), ("prior[objective=miou]", {"objective": "miou"})):
         res = run(RunConfig(model="prior", dataset="charades_sta_test", root=str(root), model_args=args,
                             out=str(tmp_path / label)))
         rows = select(read_rows(leaderboard_dirs()[:1]), dataset="charades_sta_test", model=label, kind="reproduced")
-        assert {r.metric: r.value for r in rows} == {k: float(_format_value(v)) for k, v in res.summary["metrics"].items()}
+        assert {r.metric: r.value for r in rows} == {k: float(format_value(v)) for k, v in res.summary["metrics"].items()}
 
 
 def test_eval_rescores_a_run_with_another_protocol(demo_env, tmp_path):
