@@ -242,9 +242,13 @@ class Adapter:
     needs_pixels: ClassVar[bool] = True
     uses_ground_truth: ClassVar[bool] = False
     batch_size: int = 1
+    #: options that cannot change outputs, kept out of the fingerprint (the registry adds the card's
+    #: ``output: false`` options)
+    not_output_options: frozenset[str]
 
     def __init__(self, **options: Any) -> None:
         self.options: dict[str, Any] = dict(options)
+        self.not_output_options = _NOT_OUTPUT_OPTIONS
         self.batch_size = int(self.options.get("batch_size", type(self).batch_size) or 1)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -305,7 +309,7 @@ class Adapter:
             "code": f"{cls.__module__}:{cls.__qualname__}",
             "name": self.name,
             "version": self.version,
-            "options": {k: v for k, v in sorted(self.options.items()) if k not in _NOT_OUTPUT_OPTIONS},
+            "options": {k: v for k, v in sorted(self.options.items()) if k not in self.not_output_options},
             "state": dict(self.fingerprint_state()),
         }
         blob = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":")).encode()

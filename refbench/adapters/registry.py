@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
+from refbench.adapters.options import OptionSpec, not_output, resolve, spec_from_card
 from refbench.cards import CardError, card_dirs, import_ref, read_card_mapping, suggest
 
 ENTRY_POINT_GROUP = "refbench.adapters"
@@ -30,7 +31,8 @@ class AdapterCard:
     code: str
     tasks: tuple[str, ...]
     needs_pixels: bool = True
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # name -> default
+    specs: dict[str, OptionSpec] = field(default_factory=dict, compare=False)  # name -> type, range, choices
     extra: str | None = None
     checkpoint: dict[str, Any] | None = None
     reported: dict[str, Any] | None = None
@@ -41,7 +43,8 @@ class AdapterCard:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "title": self.title, "code": self.code, "tasks": list(self.tasks),
-            "needs_pixels": self.needs_pixels, "options": dict(self.options), "extra": self.extra,
+            "needs_pixels": self.needs_pixels, "options": dict(self.options),
+            "option_specs": {k: s.to_dict() for k, s in self.specs.items()}, "extra": self.extra,
             "checkpoint": self.checkpoint, "origin": self.origin,
             "path": str(self.path) if self.path else None,
         }
@@ -62,10 +65,12 @@ def _card_from_mapping(data: Mapping[str, Any], where: str, path: Path | None = 
         raise CardError(f"{where}: tasks must be a non-empty list of {', '.join(_TASKS)}, got {tasks!r}")
     options = data.get("options") or {}
     if not isinstance(options, dict):
-        raise CardError(f"{where}: options must be a mapping of name -> default")
+        raise CardError(f"{where}: options must be a mapping of name -> spec (or default)")
+    specs = {str(k): spec_from_card(str(k), v, where) for k, v in options.items()}
     return AdapterCard(
         name=str(data["name"]), title=str(data["title"]), code=str(data["code"]), tasks=tuple(tasks),
-        needs_pixels=bool(data.get("needs_pixels", True)), options=dict(options), extra=data.get("extra"),
+        needs_pixels=bool(data.get("needs_pixels", True)), options={k: s.default for k, s in specs.items()},
+        specs=specs, extra=data.get("extra"),
         checkpoint=data.get("checkpoint"), reported=data.get("reported"), notes=data.get("notes"),
         path=path, origin=origin,
     )
@@ -147,40 +152,10 @@ def parse_model_args(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-#: options every adapter takes: requests per batch, and the interpreter of a worker process
-_UNIVERSAL_OPTIONS = ("batch_size", "python")
-
-
 def resolve_options(card: AdapterCard, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Card defaults with ``overrides`` applied; an unknown key or a value of the wrong type is an error."""
-    opts = dict(card.options)
-    for key, value in overrides.items():
-        if key not in opts and key not in _UNIVERSAL_OPTIONS:
-            raise ValueError(f"model {card.name}: unknown option {key!r}{suggest(key, opts)}; options: "
-                             f"{', '.join(sorted(opts)) or '(none)'}")
-        default = opts.get(key)
-        opts[key] = _coerce(card.name, key, value, default)
-    return opts
-
-
-def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
-    if default is None or value is None:
-        return value
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-    elif isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(default, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif isinstance(default, str):
-        return str(value)
-    else:
-        return value
-    raise ValueError(f"model {model}: option {key}={value!r} must be a {type(default).__name__} "
-                     f"(default {default!r})")
+    """Card defaults with ``overrides`` applied; an unknown key, or a value outside the option's type, range
+    or choices, is a ValueError naming the option and what it takes (:mod:`refbench.adapters.options`)."""
+    return resolve(card.name, card.specs, overrides)
 
 
 def load_adapter(name: str, overrides: Mapping[str, Any] | None = None):
@@ -192,10 +167,13 @@ def load_adapter(name: str, overrides: Mapping[str, Any] | None = None):
         from refbench.adapters.worker import WorkerAdapter
 
         rest = {k: v for k, v in options.items() if k != "python"}
-        return WorkerAdapter(card.code, str(options["python"]), card.name, **rest), card
+        worker = WorkerAdapter(card.code, str(options["python"]), card.name, **rest)
+        worker.not_output_options = worker.not_output_options | not_output(card.specs)
+        return worker, card
     options.pop("python", None)
     cls = import_ref(card.code)
     adapter = cls(**options)
+    adapter.not_output_options = adapter.not_output_options | not_output(card.specs)
     if not getattr(adapter, "name", None):
         adapter.name = card.name
     return adapter, card

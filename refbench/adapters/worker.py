@@ -120,7 +120,8 @@ class WorkerAdapter(Adapter):
                "root": str(context.root) if context.root else None,
                "run_dir": str(context.run_dir) if context.run_dir else None}
         self._remote = self._call({"op": "setup", "protocol": PROTOCOL_VERSION, "code": self.code,
-                                   "options": self.options, "context": ctx})
+                                   "options": self.options, "not_output": sorted(self.not_output_options),
+                                   "context": ctx})
         if self._remote.get("uses_ground_truth"):
             self.close()
             raise ValueError(f"model {self.name} reads the ground truth and cannot run in a worker process")
@@ -206,6 +207,7 @@ def _serve(stdin: Any, stdout: Any) -> int:
             if op == "setup":
                 cls = import_ref(msg["code"])
                 adapter = cls(**(msg.get("options") or {}))
+                adapter.not_output_options = adapter.not_output_options | frozenset(msg.get("not_output") or ())
                 ctx = msg.get("context") or {}
                 adapter.setup(RunContext(device=ctx.get("device") or "cpu", dataset=ctx.get("dataset"),
                                          root=Path(ctx["root"]) if ctx.get("root") else None,

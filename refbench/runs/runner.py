@@ -506,9 +506,10 @@ def _official_size_note(card: Any, n: int) -> str | None:
 def model_label(acard: Any, options: dict[str, Any]) -> str:
     """The adapter name, with the options that differ from its card's defaults: ``prior[objective=miou]``."""
     from refbench.adapters.base import _NOT_OUTPUT_OPTIONS
+    from refbench.adapters.options import not_output
 
-    changed = [f"{k}={v}" for k, v in sorted(options.items())
-               if k not in _NOT_OUTPUT_OPTIONS and acard.options.get(k) != v]
+    skip = _NOT_OUTPUT_OPTIONS | not_output(getattr(acard, "specs", None) or {})
+    changed = [f"{k}={v}" for k, v in sorted(options.items()) if k not in skip and acard.options.get(k) != v]
     return f"{acard.name}[{','.join(changed)}]" if changed else acard.name
 
 
