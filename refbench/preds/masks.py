@@ -5,8 +5,8 @@ Accepted shapes (``open_mask_source`` picks the reader from the path):
 * **PNG folder, expression layout** (MeViS / ReVOS / Ref-DAVIS17 convention B submissions;
   henghuiding/MeViS ``tools/eval_mevis.py`` and cilinyan/VISA ``tools/eval_revos.py`` read
   ``<pred>/<video>/<exp_id>/<frame>.png``): one grey PNG per listed frame, read as the official scripts read
-  it (``cv2.imread(p, cv2.IMREAD_GRAYSCALE)``): an ``'L'`` PNG as is, other modes converted to grey; any
-  non-zero value is foreground for J and F, the raw values are kept for ReVOS's A and R. Nested video names
+  it (``cv2.imread(p, cv2.IMREAD_GRAYSCALE)``): an ``'L'`` PNG as is, other modes converted to grey as OpenCV
+  converts them (:mod:`refbench.preds.png` reads masks fast with the same values); any non-zero value is foreground for J and F, the raw values are kept for ReVOS's A and R. Nested video names
   (ReVOS ``UVO/all/<id>``) are nested folders. A single top folder ``Annotations/`` (the Ref-YouTube-VOS
   submission zip) is stepped into.
 * **PNG folder, sequence layout** (DAVIS-2017 / MOSE; davis2017-evaluation ``davis2017/results.py``
@@ -105,15 +105,6 @@ def _check_video_name(video: str, source: PathLike) -> str:
     return video
 
 
-def _grey(im: Any, where: str) -> np.ndarray:
-    """A PIL image as the (H, W) uint8 grey values ``cv2.IMREAD_GRAYSCALE`` gives for 8-bit PNGs."""
-    if im.mode == "L":
-        return np.array(im, dtype=np.uint8)
-    if im.mode in ("P", "1", "RGB", "RGBA", "LA", "PA"):
-        return np.array(im.convert("L"), dtype=np.uint8)
-    raise PredictionError(f"{where}: unsupported PNG mode {im.mode!r} (expected an 8-bit grey, palette or RGB PNG)")
-
-
 def _indices(im: Any, where: str) -> np.ndarray:
     """Palette indices of a 'P' PNG (or the values of an 'L' / '1' PNG), as davis2017 reads them."""
     if im.mode not in ("P", "L", "1"):
@@ -125,8 +116,39 @@ def _indices(im: Any, where: str) -> np.ndarray:
     return arr.astype(np.uint8, copy=False)
 
 
-def decode_png(data: bytes, where: str, values: str = "grey") -> np.ndarray:
-    """Decode PNG bytes to (H, W) uint8; ``values``: ``"grey"`` (MeViS/ReVOS) or ``"index"`` (DAVIS)."""
+def decode_png(data: bytes, where: str, values: str = "grey", size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode PNG bytes to (H, W) uint8 as the official reader does; ``values``: ``"grey"`` (MeViS / ReVOS:
+    ``cv2.imread(p, cv2.IMREAD_GRAYSCALE)``) or ``"index"`` (DAVIS: ``np.array(Image.open(p))``, indexed or
+    grey PNGs only). ``size``: the expected (H, W), checked from the header before anything is inflated.
+
+    Masks take the fast path of :mod:`refbench.preds.png` (libdeflate and vectorised filters, the same
+    values); every other PNG is read by the official reader itself."""
+    from refbench.preds.png import PngFormatError, decode_fast, png_header
+
+    try:
+        hdr = png_header(data)
+    except PngFormatError as exc:
+        raise PredictionError(f"{where}: {exc}") from exc
+    if size is not None and hdr.size != tuple(size):
+        raise PredictionError(f"{where}: PNG is {hdr.height}x{hdr.width} (HxW), the ground truth is "
+                              f"{size[0]}x{size[1]}")
+    arr = decode_fast(data, values)
+    if arr is not None:
+        return arr
+    if values == "index":
+        return _decode_png_pil(data, where)
+    import cv2
+
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    except cv2.error as exc:
+        raise PredictionError(f"{where}: cannot read PNG ({exc})") from exc
+    if arr is None:
+        raise PredictionError(f"{where}: cannot read PNG (OpenCV could not decode it)")
+    return arr
+
+
+def _decode_png_pil(data: bytes, where: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -134,7 +156,7 @@ def decode_png(data: bytes, where: str, values: str = "grey") -> np.ndarray:
             if im.format != "PNG":
                 raise PredictionError(f"{where}: not a PNG file (format {im.format})")
             im.load()
-            arr = _indices(im, where) if values == "index" else _grey(im, where)
+            arr = _indices(im, where)
     except PredictionError:
         raise
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
@@ -323,12 +345,7 @@ class _PngTree(MaskSource):
                 if fill_missing:
                     continue
                 raise PredictionError(f"{self._where(rel)}: prediction PNG missing")
-            where = self._where(rel)
-            arr = decode_png(self._read_bytes(rel), where, self.values)
-            if arr.shape != tuple(size):
-                raise PredictionError(f"{where}: PNG is {arr.shape[0]}x{arr.shape[1]} (HxW), the ground truth is "
-                                      f"{size[0]}x{size[1]}")
-            out[t] = arr
+            out[t] = decode_png(self._read_bytes(rel), self._where(rel), self.values, size)
         return out
 
     def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
