@@ -162,7 +162,8 @@ def _evaluate_expressions(
     protocol: str, loader: Any, pred_path: PathLike, missing: str, device: str, values: str,
     progress: Progress | None, workers: int | None,
 ) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, int], dict[str, Any], str]:
-    from refbench.metrics.mevis import MevisMeter, expression_jf
+    from refbench.metrics._bits import pack_numpy
+    from refbench.metrics.mevis import MevisMeter, expression_jf_packed
     from refbench.metrics.revos import RevosMeter, expression_jfar
 
     is_revos = protocol == "revos"
@@ -172,6 +173,7 @@ def _evaluate_expressions(
     samples = _expression_samples(loader, protocol)
     if not samples:
         raise DatasetError(f"{type(loader).__name__}: the dataset lists no expressions")
+    gt_words = getattr(loader, "gt_words", None) if callable(getattr(loader, "gt_words", None)) else None
     with _expression_source(samples, pred_path, missing) as (source, missing_info):
 
         def score(s: VideoExpression) -> tuple[str, SampleStatus, Any]:
@@ -179,14 +181,20 @@ def _evaluate_expressions(
             if not st.complete and missing == "official":
                 if is_revos or not st.video_present:
                     return "official", st, None
-            gt = loader.gt_masks(s)
-            pred = source.read(s.video, s.exp_id, s.frames, gt.shape[1:], fill_missing=not st.complete)
             name = f"{pred_path}: {s.key}"
-            if is_revos:
+            if is_revos:  # A and R need the raw values
+                gt = loader.gt_masks(s)
+                pred = source.read(s.video, s.exp_id, s.frames, gt.shape[1:], fill_missing=not st.complete)
                 fg = loader.foreground_masks(s.video)
                 res = expression_jfar(pred, gt, fg, values=values, device=device, name=name)
-            else:
-                res = expression_jf(pred, gt, device=device, name=name)
+            else:  # J and F binarise: both sides go straight to words
+                if gt_words is not None:
+                    gt_w, size = gt_words(s)
+                else:
+                    gt = loader.gt_masks(s)
+                    gt_w, size = pack_numpy(gt), gt.shape[1:]
+                pred_w = source.read_packed(s.video, s.exp_id, s.frames, size, fill_missing=not st.complete)
+                res = expression_jf_packed(pred_w, gt_w, size[1], device=device, name=name)
             return ("scored" if st.complete else "filled"), st, res
 
         results = _run(samples, score, progress, workers)

@@ -238,6 +238,16 @@ class MaskSource(ABC):
     ) -> np.ndarray:
         """(T, H, W) uint8 masks of ``frames``; a missing frame raises unless ``fill_missing`` (zeros)."""
 
+    def read_packed(
+        self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
+    ) -> np.ndarray:
+        """The masks of :meth:`read` as the scorers' words: (T, H, ceil(W / 64)) uint64, bit x % 64 of word
+        x // 64 set where the value is non-zero (:func:`refbench.metrics._bits.pack_numpy`). Sources that can
+        decode straight into words override this."""
+        from refbench.metrics._bits import pack_numpy
+
+        return pack_numpy(self.read(video, exp_id, frames, size, fill_missing))
+
     @abstractmethod
     def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
         """Raise PredictionError if the source holds videos / expressions not in ``known``
@@ -346,6 +356,23 @@ class _PngTree(MaskSource):
                     continue
                 raise PredictionError(f"{self._where(rel)}: prediction PNG missing")
             out[t] = decode_png(self._read_bytes(rel), self._where(rel), self.values, size)
+        return out
+
+    def read_packed(
+        self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
+    ) -> np.ndarray:
+        """As :meth:`read`, packed frame by frame (no (T, H, W) array is built)."""
+        from refbench.metrics._bits import n_words, pack_numpy
+
+        folder = self._folder(video, exp_id)
+        out = np.zeros((len(frames), size[0], n_words(size[1])), dtype=np.uint64)
+        for t, frame in enumerate(frames):
+            rel = f"{folder}/{safe_component(frame, 'frame name', self.path)}.png"
+            if rel not in self._pngs:
+                if fill_missing:
+                    continue
+                raise PredictionError(f"{self._where(rel)}: prediction PNG missing")
+            pack_numpy(decode_png(self._read_bytes(rel), self._where(rel), self.values, size), out=out[t])
         return out
 
     def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
@@ -519,6 +546,22 @@ class RleJsonSource(MaskSource):
             raise PredictionError(f"{self.path}: no prediction for {video}/{exp_id}")
         for t, m, _where in _rle_frames(self.path, f"{video}/{exp_id}", rles, frames, size):
             out[t] = m
+        return out
+
+    def read_packed(
+        self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
+    ) -> np.ndarray:
+        """As :meth:`read`, packed frame by frame (no (T, H, W) array is built)."""
+        from refbench.metrics._bits import n_words, pack_numpy
+
+        rles = self._entries.get((video, exp_id))  # type: ignore[arg-type]
+        out = np.zeros((len(frames), size[0], n_words(size[1])), dtype=np.uint64)
+        if rles is None:
+            if fill_missing:
+                return out
+            raise PredictionError(f"{self.path}: no prediction for {video}/{exp_id}")
+        for t, m, _where in _rle_frames(self.path, f"{video}/{exp_id}", rles, frames, size):
+            pack_numpy(m, out=out[t])
         return out
 
     def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
