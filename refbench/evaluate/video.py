@@ -46,9 +46,6 @@ Malformed predictions (wrong size, unreadable PNG, unknown ids, ids above the DA
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Sequence, Union
 
@@ -85,42 +82,15 @@ def _reference(card: Any, protocol: str) -> dict[str, Any]:
     return dict(REFERENCES.get(protocol, {}))
 
 
-def _run(items: Sequence[Any], fn: Callable[[Any], Any], progress: Progress | None, workers: int | None) -> list[Any]:
-    """``[fn(x) for x in items]`` on a thread pool (torch and PIL release the GIL); the first item runs
-    alone so that loaders fill their caches once. The first exception is re-raised, the rest cancelled."""
-    n = len(items)
-    out: list[Any] = [None] * n
-    if n == 0:
-        return out
-    out[0] = fn(items[0])
-    done = 1
-    if progress:
-        progress(done, n)
-    n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
-    if n_workers <= 1 or n == 1:
-        for i in range(1, n):
-            out[i] = fn(items[i])
-            if progress:
-                progress(i + 1, n)
-        return out
-    lock = threading.Lock()
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        futures = {pool.submit(fn, items[i]): i for i in range(1, n)}
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for fut in finished:
-                exc = fut.exception()
-                if exc is not None:
-                    for p in pending:
-                        p.cancel()
-                    raise exc
-                out[futures[fut]] = fut.result()
-                with lock:
-                    done += 1
-                    if progress:
-                        progress(done, n)
-    return out
+def _run(items: Sequence[Any], fn: Callable[[Any], Any], progress: Progress | None, workers: int | None,
+         device: str = "cpu", source: MaskSource | None = None, group: Callable[[Any], Any] | None = None) -> list[Any]:
+    """``[fn(x) for x in items]`` on ``workers`` processes (CPU) or threads (other devices), in order; see
+    :func:`refbench.evaluate.parallel.map_ordered`. A forked worker reopens ``source``'s files."""
+    from refbench.evaluate.parallel import map_ordered
+
+    reopen = getattr(source, "after_fork", None)
+    return map_ordered(items, fn, progress, workers, group=group, child_init=reopen if callable(reopen) else None,
+                       processes=str(device).startswith("cpu"))
 
 
 def _missing_gate(source: MaskSource, samples: Sequence[Any], pred_path: PathLike, missing: str) -> dict[str, Any]:
@@ -197,7 +167,7 @@ def _evaluate_expressions(
                 res = expression_jf_packed(pred_w, gt_w, size[1], device=device, name=name)
             return ("scored" if st.complete else "filled"), st, res
 
-        results = _run(samples, score, progress, workers)
+        results = _run(samples, score, progress, workers, device, source, group=lambda s: s.video)
 
     counts = {"samples": len(samples), "scored": 0, "missing": 0, "filled": 0, "official": 0}
     meter: Any = RevosMeter(values) if is_revos else MevisMeter()
@@ -290,7 +260,7 @@ def _evaluate_davis(
                 raise PredictionError(f"{pred_path}: {exc}") from exc
             return ("scored" if st.complete else "filled"), res
 
-        results = _run(samples, score, progress, workers)
+        results = _run(samples, score, progress, workers, device, source)
 
     counts = {"samples": len(samples), "scored": 0, "missing": 0, "filled": 0, "official": 0}
     acc = DavisResult()
@@ -362,7 +332,7 @@ def _evaluate_refdavis_a(
                     raise PredictionError(f"{pred_path}: anno_{k}: {exc}") from exc
             return how, results
 
-        results = _run(videos, score, progress, workers)
+        results = _run(videos, score, progress, workers, device, source)
 
     counts = {"samples": len(samples), "scored": 0, "missing": 0, "filled": 0, "official": 0}
     status: dict[tuple[str, str], str] = {}
@@ -437,7 +407,8 @@ def evaluate_video(
     protocol: one of :data:`PROTOCOLS` (default: the card's).
     missing: ``"error"``, ``"empty"`` or ``"official"`` (module doc).
     device: torch device for J and F. values: ReVOS value semantics, ``"official"`` (default) or ``"binary"``.
-    progress: optional ``callable(n_done, n_total)``; workers: threads (default min(8, CPUs)).
+    progress: optional ``callable(n_done, n_total)``; workers: scoring processes on CPU, threads on other
+        devices (default min(8, CPUs); :mod:`refbench.evaluate.parallel`).
     Returns an :class:`EvalResult` whose ``scale`` is what the official script prints.
     """
     if card is not None and getattr(card, "task", None) not in ("refvos", "vos"):
