@@ -476,6 +476,11 @@ class PngZipSource(_PngTree):
     def _where(self, rel: str) -> str:
         return f"{self.path}:{self.base + rel}"
 
+    def after_fork(self) -> None:
+        """In a forked worker process: open the zip again (a file offset shared with the parent would mix
+        their reads)."""
+        self._zip = zipfile.ZipFile(self.path)
+
     def close(self) -> None:
         self._zip.close()
 
@@ -495,18 +500,38 @@ class RleJsonSource(MaskSource):
     layout = "expression"
 
     def __init__(self, path: PathLike, keys: Mapping[str, tuple[str, str]]) -> None:
+        from refbench.preds.json_index import JsonShapeError, index_members
+
         self.path = Path(path)
+        self._entries: dict[tuple[str, str], Any] = {}  # a list, or where it lies in the file (json_index)
+        self._fd: int | None = None
+        expected = ("expected a non-empty object {video: {exp_id: [RLE|null]}} or {\"<video>_<exp_id>\": "
+                    "[RLE|null]}")
+        try:
+            members = index_members(self.path)
+        except FileNotFoundError as exc:
+            raise PredictionError(f"{self.path}: prediction file not found") from exc
+        except JsonShapeError as exc:
+            if "not a JSON object" in str(exc):
+                raise PredictionError(f"{self.path}: {expected}") from exc
+            raise PredictionError(f"{self.path}: not valid JSON ({exc})") from exc
+        except OSError as exc:
+            raise PredictionError(f"{self.path}: not valid JSON ({exc})") from exc
+        if members is None:  # not ASCII: parse it whole
+            self._load_whole(keys, expected)
+        else:
+            self._index(members, keys, expected)
+            self._fd = os.open(self.path, os.O_RDONLY)
+        self._videos = {v for v, _ in self._entries}
+
+    def _load_whole(self, keys: Mapping[str, tuple[str, str]], expected: str) -> None:
         try:
             with self.path.open("r", encoding="utf-8") as fh:
                 doc = json.load(fh)
-        except FileNotFoundError as exc:
-            raise PredictionError(f"{self.path}: prediction file not found") from exc
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise PredictionError(f"{self.path}: not valid JSON ({exc})") from exc
         if not isinstance(doc, dict) or not doc:
-            raise PredictionError(f"{self.path}: expected a non-empty object {{video: {{exp_id: [RLE|null]}}}} "
-                                  "or {\"<video>_<exp_id>\": [RLE|null]}")
-        self._entries: dict[tuple[str, str], list] = {}
+            raise PredictionError(f"{self.path}: {expected}")
         if all(isinstance(v, dict) for v in doc.values()):
             for video, exps in doc.items():
                 _check_video_name(video, self.path)
@@ -519,14 +544,54 @@ class RleJsonSource(MaskSource):
                     raise PredictionError(f"{self.path}: key {key!r} is not a <video>_<exp_id> of the dataset")
                 self._put(keys[key], rles)
         else:
-            raise PredictionError(f"{self.path}: mixes the nested {{video: {{exp_id: [...]}}}} and flat "
-                                  "{\"<video>_<exp_id>\": [...]} forms, or has values that are neither")
-        self._videos = {v for v, _ in self._entries}
+            self._mixed()
 
-    def _put(self, ident: tuple[str, str], rles: Any) -> None:
-        if not isinstance(rles, list):
+    def _index(self, members: list, keys: Mapping[str, tuple[str, str]], expected: str) -> None:
+        """The same checks as :meth:`_load_whole`, on the member index; values stay in the file."""
+        top = [m for m in members if len(m.keys) == 1]
+        if not top:
+            raise PredictionError(f"{self.path}: {expected}")
+        kinds = {m.kind for m in top}
+        if kinds == {"object"}:
+            for m in top:
+                _check_video_name(m.keys[0], self.path)
+            for m in members:
+                if len(m.keys) == 2:
+                    safe_component(m.keys[1], "expression id", self.path)
+                    self._put((m.keys[0], m.keys[1]), m, m.kind == "list")
+        elif kinds == {"list"}:
+            for m in top:
+                if m.keys[0] not in keys:
+                    raise PredictionError(f"{self.path}: key {m.keys[0]!r} is not a <video>_<exp_id> of the dataset")
+                self._put(keys[m.keys[0]], m, True)
+        else:
+            self._mixed()
+
+    def _mixed(self) -> None:
+        raise PredictionError(f"{self.path}: mixes the nested {{video: {{exp_id: [...]}}}} and flat "
+                              "{\"<video>_<exp_id>\": [...]} forms, or has values that are neither")
+
+    def _put(self, ident: tuple[str, str], rles: Any, is_list: bool | None = None) -> None:
+        if not (isinstance(rles, list) if is_list is None else is_list):
             raise PredictionError(f"{self.path}: {ident[0]}/{ident[1]} is not a list of RLE or null per frame")
         self._entries[ident] = rles
+
+    def _rles(self, ident: tuple[str, str]) -> list | None:
+        """The per-frame list of one expression (parsed from the file now when it was only indexed)."""
+        entry = self._entries.get(ident)
+        if entry is None or isinstance(entry, list):
+            return entry
+        from refbench.preds.json_index import read_value
+
+        try:
+            return read_value(self._fd, entry)  # type: ignore[arg-type]
+        except (OSError, ValueError) as exc:
+            raise PredictionError(f"{self.path}: {ident[0]}/{ident[1]}: cannot read ({exc})") from exc
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def status(self, video: str, exp_id: str | None, frames: Sequence[str]) -> SampleStatus:
         if video not in self._videos:
@@ -538,7 +603,7 @@ class RleJsonSource(MaskSource):
     def read(
         self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
     ) -> np.ndarray:
-        rles = self._entries.get((video, exp_id))  # type: ignore[arg-type]
+        rles = self._rles((video, exp_id))  # type: ignore[arg-type]
         out = np.zeros((len(frames), *size), dtype=np.uint8)
         if rles is None:
             if fill_missing:
@@ -554,7 +619,7 @@ class RleJsonSource(MaskSource):
         """As :meth:`read`, packed frame by frame (no (T, H, W) array is built)."""
         from refbench.metrics._bits import n_words, pack_numpy
 
-        rles = self._entries.get((video, exp_id))  # type: ignore[arg-type]
+        rles = self._rles((video, exp_id))  # type: ignore[arg-type]
         out = np.zeros((len(frames), size[0], n_words(size[1])), dtype=np.uint64)
         if rles is None:
             if fill_missing:
@@ -565,7 +630,7 @@ class RleJsonSource(MaskSource):
         return out
 
     def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
-        return _first_rle_size(self.path, video, [self._entries.get((video, exp_id), [])])  # type: ignore[arg-type]
+        return _first_rle_size(self.path, video, [self._rles((video, exp_id)) or []])  # type: ignore[arg-type]
 
     def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
         sets = {v: set(e or ()) for v, e in known.items()}
