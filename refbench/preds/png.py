@@ -145,7 +145,7 @@ def _unfilter(raw: bytes, height: int, rowbytes: int) -> np.ndarray | None:
     ftype = rows[:, 0]
     if int(ftype.max(initial=0)) > 4 or bool((ftype == 3).any()):
         return None
-    is_sub = ftype == 1
+    is_sub = (ftype == 1) | (ftype == 4)  # a Paeth row gets the prefix sum of its raw bytes here (see _paeth_row)
     n_sub = int(np.count_nonzero(is_sub))
     if n_sub == 0:
         img = np.ascontiguousarray(rows[:, 1:])  # none rows are the data; up / Paeth rows are redone below
@@ -238,21 +238,38 @@ def _dependent_rows(img: np.ndarray, rows: np.ndarray, dep_rows: np.ndarray, fty
 
 
 def _paeth_row(img: np.ndarray, raw: np.ndarray, y: int, budget: list[int]) -> bool:
-    """Undo the Paeth filter of row y (bpp 1). Where the row above is flat (b == c) the predictor is the left
-    pixel, so between the columns where the row above changes the row is a prefix sum; the predictor is
-    evaluated only at the first column of each such segment, in order. False when ``budget`` (segments left
-    for the image) runs out."""
+    """Undo the Paeth filter of row y (bpp 1), whose prefix sum of raw bytes is in ``img[y]`` on entry. Where
+    the row above is flat (b == c) the predictor is the left pixel, so between the columns where the row
+    above changes the row is a prefix sum; the predictor is evaluated only at the first column of each such
+    segment. False when ``budget`` (segments left for the image) runs out."""
     r, cur = raw[y], img[y]
-    cs = np.cumsum(r, dtype=np.uint8)
-    if y == 0:
-        cur[:] = cs  # b = c = 0: the predictor is the left pixel everywhere
+    if y == 0:  # b = c = 0: the predictor is the left pixel everywhere: the prefix sum is the row
         return True
+    cs = cur.copy()  # _unfilter left the prefix sum of the raw bytes in the row
     prev = img[y - 1]
     starts = np.flatnonzero(prev[1:] != prev[:-1])  # columns s - 1 before each segment start s >= 1
     budget[0] -= starts.size + 1
     if budget[0] < 0:
         return False
     width = r.shape[0]
+    # Where the left pixel a equals b or c (always so in a two-valued mask), the predictor is b = prev[s]:
+    # a == c gives p = b; a == b gives pa = pb. Assume it at every segment start, then
+    # cur[x] = prev[x] + cs[x] - cs[s(x) - 1] (prev is flat on a segment); keep the row if the assumption
+    # holds at every start, else redo it exactly below.
+    lengths = np.empty(starts.size + 1, dtype=np.int64)
+    lengths[0] = starts[0] + 1 if starts.size else width
+    if starts.size:
+        np.subtract(starts[1:], starts[:-1], out=lengths[1:-1])
+        lengths[-1] = width - 1 - starts[-1]
+    before = np.zeros(starts.size + 1, dtype=np.uint8)
+    before[1:] = cs[starts]
+    np.subtract(cs, np.repeat(before, lengths), out=cur)
+    cur += prev
+    if not starts.size:
+        return True
+    a = cur[starts]
+    if bool(((a == prev[starts + 1]) | (a == prev[starts])).all()):
+        return True
     left = starts.tolist()
     at = np.empty(2 * starts.size + 1, dtype=np.int64)
     at[0] = 0
