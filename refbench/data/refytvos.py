@@ -62,8 +62,20 @@ def read_palette_png(path: Path) -> np.ndarray:
     """Palette indices of an indexed PNG as ``(H, W)`` uint8 (``np.array(Image.open(p))``, as davis2017 does)."""
     from PIL import Image
 
+    from refbench.preds.png import PngFormatError, decode_fast, png_header
+
     if not path.is_file():
         raise DatasetError(f"{path}: annotation PNG not found")
+    try:
+        data = path.read_bytes()
+        hdr = png_header(data)
+    except (OSError, PngFormatError):
+        hdr = None  # PIL says what is wrong below
+    # PIL opens colour type 3 as 'P' and 2/4/8-bit grey as 'L': then the fast reader gives the same indices
+    if hdr is not None and (hdr.color_type == 3 or (hdr.color_type == 0 and hdr.bit_depth in (2, 4, 8))):
+        arr = decode_fast(data, "index")
+        if arr is not None:
+            return arr
     try:
         with Image.open(path) as im:
             if im.mode not in ("P", "L"):

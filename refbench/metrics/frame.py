@@ -23,7 +23,7 @@ MaskLike = Union[torch.Tensor, np.ndarray]
 # Frames are processed in chunks of about this many packed words per map, which keeps the working set
 # of the dilation in cache without paying the per-op overhead too often. CPU work runs on numpy uint64
 # words (see refbench.metrics._bits), whose per-call overhead is small enough for L2-sized chunks.
-_CHUNK_WORDS = 1 << 14
+_CHUNK_WORDS = 1 << 15
 _CHUNK_WORDS_GPU = 1 << 23
 _LOCAL = threading.local()
 
@@ -405,33 +405,80 @@ def pairwise_jaccard_and_boundary(
     return j, f
 
 
-def _pairwise_counts(words: torch.Tensor, n_p: int, width: int, radius: int, ws: _bits.Workspace) -> torch.Tensor:
+def _count_last2(x: Any) -> Any:
+    """Set bits of (A, n, h, k) words per (A, n): int64."""
+    if isinstance(x, np.ndarray):
+        bits = np.bitwise_count(x) if _bits._HAS_BITWISE_COUNT else _bits.popcount_np(x)
+        return bits.sum(axis=(2, 3), dtype=np.int64)
+    return _bits.popcount(x).sum(dim=(2, 3))
+
+
+def _pairwise_counts(words: Any, n_p: int, width: int, radius: int, ws: _bits.Workspace) -> Any:
     """(6, P, G, n) counts [inter, union, n_fg, n_gt, fg_match, gt_match] for packed masks ``words`` =
-    (P + G, n, H, K): predictions first, then ground truths. The crop (:func:`_content_crop`) is the content
-    of all masks together (a superset of each pair's), with one zero guard word per row for the dilation, as
-    in :func:`_jf_counts`."""
+    (P + G, n, H, K) (numpy uint64 or torch int64): predictions first, then ground truths. The crop
+    (:func:`_content_crop`) is the content of all masks together (a superset of each pair's), with one zero
+    guard word per row for the dilation, as in :func:`_jf_counts`."""
     n_masks, n = words.shape[0], words.shape[1]
     n_g = n_masks - n_p
-    out = torch.zeros((6, n_p, n_g, n), dtype=torch.int64, device=words.device)
+    is_np = isinstance(words, np.ndarray)
+    if is_np:
+        out = np.zeros((6, n_p, n_g, n), dtype=np.int64)
+    else:
+        out = torch.zeros((6, n_p, n_g, n), dtype=torch.int64, device=words.device)
     crop = _content_crop(words)
     if crop is None:
         return out
     rs, cs, last_row, last_word = crop
     h, k = rs.stop - rs.start, cs.stop - cs.start
-    w = torch.zeros((n_masks, n, h, k + 1), dtype=torch.int64, device=words.device)
+    if is_np:
+        w = np.zeros((n_masks, n, h, k + 1), dtype=np.uint64)
+    else:
+        w = torch.zeros((n_masks, n, h, k + 1), dtype=torch.int64, device=words.device)
     w[..., :k] = words[:, :, rs, cs]
-    bnd = _bits.boundary(w, width, last_row, k - 1 if last_word else None, out=torch.empty_like(w), ws=ws)
-    dil = _bits.dilate_disk(bnd, radius, guarded=True, ws=ws).clone()
-    n_bnd = _bits.popcount(bnd).sum(dim=(2, 3))  # (P + G, n)
+    bnd = _bits.boundary(w, width, last_row, k - 1 if last_word else None, out=_bits._ops(w).empty_like(w), ws=ws)
+    dil = _bits.dilate_disk(bnd, radius, guarded=True, ws=ws)
+    dil = dil.copy() if is_np else dil.clone()
+    n_bnd = _count_last2(bnd)  # (P + G, n)
     for g in range(n_g):
         gw, gb, gd = w[n_p + g], bnd[n_p + g], dil[n_p + g]
-        out[0, :, g] = _bits.popcount(w[:n_p] & gw).sum(dim=(2, 3))
-        out[1, :, g] = _bits.popcount(w[:n_p] | gw).sum(dim=(2, 3))
+        out[0, :, g] = _count_last2(w[:n_p] & gw)
+        out[1, :, g] = _count_last2(w[:n_p] | gw)
         out[2, :, g] = n_bnd[:n_p]
         out[3, :, g] = n_bnd[n_p + g]
-        out[4, :, g] = _bits.popcount(bnd[:n_p] & gd).sum(dim=(2, 3))  # predicted boundary near the gt's
-        out[5, :, g] = _bits.popcount(dil[:n_p] & gb).sum(dim=(2, 3))  # gt boundary near the prediction's
+        out[4, :, g] = _count_last2(bnd[:n_p] & gd)  # predicted boundary near the gt's
+        out[5, :, g] = _count_last2(dil[:n_p] & gb)  # gt boundary near the prediction's
     return out
+
+
+def pairwise_jaccard_and_boundary_packed(
+    pred_words: Any, gt_words: Any, width: int, bound_th: float = 0.008
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`pairwise_jaccard_and_boundary` of masks already packed into words: (P, T, H, K) and
+    (G, T, H, K), numpy uint64 (CPU) or torch int64 on one device (void already removed). Returns (J, F),
+    each (P, G, T) float64 (a CPU tensor for numpy words)."""
+    n_p, n_frames, height, _k = pred_words.shape
+    n_g = gt_words.shape[0]
+    radius = boundary_radius(height, width, bound_th)
+    is_np = isinstance(pred_words, np.ndarray)
+    device: Any = "cpu" if is_np else pred_words.device
+    if is_np:
+        counts: Any = np.zeros((6, n_p, n_g, n_frames), dtype=np.int64)
+    else:
+        counts = torch.zeros((6, n_p, n_g, n_frames), dtype=torch.int64, device=device)
+    if n_frames and n_p and n_g:
+        chunk_words = _CHUNK_WORDS if device == "cpu" or getattr(device, "type", "") == "cpu" else _CHUNK_WORDS_GPU
+        step = max(1, _chunk_frames(height, width, chunk_words) // max(1, (n_p + n_g) // 2))
+        ws = _workspace("numpy") if is_np else _bits.Workspace(device)
+        for start in range(0, n_frames, step):
+            stop = min(n_frames, start + step)
+            if is_np:
+                words = np.concatenate([pred_words[:, start:stop], gt_words[:, start:stop]])
+            else:
+                words = torch.cat([pred_words[:, start:stop], gt_words[:, start:stop]])
+            counts[:, :, :, start:stop] = _pairwise_counts(words, n_p, width, radius, ws)
+    if is_np:
+        counts = torch.from_numpy(counts)
+    return _j_from_counts(counts[0], counts[1]), _f_from_counts(counts[2], counts[3], counts[4], counts[5])
 
 
 def jaccard(pred: MaskLike, gt: MaskLike, void: MaskLike | None = None) -> torch.Tensor:
