@@ -249,6 +249,17 @@ def pack_numpy(mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def pack_equal(ids: np.ndarray, value: int, chunk: int = 8) -> np.ndarray:
+    """:func:`pack_numpy` of ``ids == value`` for (T, H, W) id maps, a few frames at a time so that the
+    one-hot temporaries stay in cache (a whole-sequence one-hot costs more in page faults than to pack)."""
+    t, h, w = ids.shape
+    out = np.empty((t, h, n_words(w)), dtype=np.uint64)
+    for start in range(0, t, chunk):
+        stop = min(t, start + chunk)
+        pack_numpy(ids[start:stop] == value, out=out[start:stop])
+    return out
+
+
 def unpack(words: Any, width: int) -> Any:
     """Inverse of :func:`pack` / :func:`pack_numpy`: (..., H, K) words -> (..., H, width) bool."""
     if isinstance(words, np.ndarray):

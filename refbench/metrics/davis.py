@@ -287,8 +287,8 @@ def _pair_scores(
         p_np, g_np = pred.numpy(), gt.numpy()
         keep = None if void is None else np.invert(_bits.pack_numpy(void.numpy()))
         for i, (pid, gid) in enumerate(pairs):
-            pw = _bits.pack_numpy(p_np == pid)
-            gw = _bits.pack_numpy(g_np == gid)
+            pw = _bits.pack_equal(p_np, pid)
+            gw = _bits.pack_equal(g_np, gid)
             if keep is not None:
                 pw &= keep
                 gw &= keep
@@ -329,8 +329,8 @@ def _all_pair_scores(
         step = max(1, (_PIXEL_BUDGET * 8) // max(1, (n_rows + n_obj) * height * width))
         for start in range(0, n_frames, step):
             stop = min(n_frames, start + step)
-            pw = np.stack([_bits.pack_numpy(p_ids[start:stop] == i) for i in range(1, n_rows + 1)])
-            gw = np.stack([_bits.pack_numpy(g_ids[start:stop] == i) for i in range(1, n_obj + 1)])
+            pw = np.stack([_bits.pack_equal(p_ids[start:stop], i) for i in range(1, n_rows + 1)])
+            gw = np.stack([_bits.pack_equal(g_ids[start:stop], i) for i in range(1, n_obj + 1)])
             j, f = pairwise_jaccard_and_boundary_packed(pw, gw, width, bound_th)
             j_out[:, :, start:stop] = j.numpy()
             f_out[:, :, start:stop] = f.numpy()
