@@ -1,10 +1,12 @@
 """What `refbench run` itself costs: a null adapter (fixed masks, no work) through the whole run, stage by stage.
 
-    python benchmarks/bench_harness.py [--expressions 800] [--frames 80] [--size 720x1280] [--workdir DIR]
-                                       [--model null|oracle] [--processes 1]
+    python benchmarks/bench_harness.py [--expressions 800] [--videos 50] [--frames 80 | --frames 4 36]
+                                       [--size 720x1280] [--workdir DIR] [--model null|oracle] [--processes 1]
 
-Builds a synthetic MeViS-shaped set (16 expressions per video, 3 moving objects per video, RLE ground truth in
-``mask_dict.json``; no JPEGs: the null adapter needs no pixels), then runs ``refbench.runs.runner.run`` with
+Builds a synthetic MeViS-layout set (``--expressions`` over ``--videos`` videos, default 16 per video as in
+MeViS valid_u; ``--frames N`` per video, or ``--frames A B`` drawn per video as in Ref-YouTube-VOS valid; 3
+moving objects per video, RLE ground truth in ``mask_dict.json``; no JPEGs: the null adapter needs no
+pixels), then runs ``refbench.runs.runner.run`` with
 the benchmark-only adapter ``null`` (defined here and registered for this process only; no card ships with
 it): it returns the same precomputed (T, H, W) masks for every expression. Everything the runner does per
 frame is then harness: the mask check, COCO RLE encoding, the SQLite store, then the merge into
@@ -35,19 +37,22 @@ def _ellipses(n: int, h: int, w: int, cy: float, cx: float, ry: float, rx: float
     return np.stack([((yy - cy - vy * t) / ry) ** 2 + ((xx - cx - vx * t) / rx) ** 2 <= 1.0 for t in range(n)])
 
 
-def build(root: Path, n_expr: int, n_frames: int, h: int, w: int, seed: int = 0) -> None:
-    """A MeViS valid_u layout below ``root`` (RLE GT only)."""
+def build(root: Path, n_expr: int, n_videos: int, frames_range: tuple[int, int], h: int, w: int,
+          seed: int = 0) -> int:
+    """A MeViS valid_u layout below ``root`` (RLE GT only); returns the number of frames over expressions."""
     from pycocotools import mask as mask_utils
 
     rng = np.random.default_rng(seed)
     split = root / "valid_u"
     split.mkdir(parents=True)
-    frames = [f"{i:05d}" for i in range(n_frames)]
     meta: dict = {"videos": {}}
     mask_dict: dict = {}
     anno = 0
-    n_videos = -(-n_expr // 16)
+    total = 0
+    per_video = [n_expr // n_videos + (1 if v < n_expr % n_videos else 0) for v in range(n_videos)]
     for v in range(n_videos):
+        n_frames = int(rng.integers(frames_range[0], frames_range[1] + 1))
+        frames = [f"{i:05d}" for i in range(n_frames)]
         objs = []
         for _ in range(3):
             m = _ellipses(n_frames, h, w, rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w,
@@ -57,14 +62,15 @@ def build(root: Path, n_expr: int, n_frames: int, h: int, w: int, seed: int = 0)
                                     for e, fr in zip(enc, m)]
             objs.append(str(anno))
             anno += 1
-        n_here = min(16, n_expr - 16 * v)
         exps = {}
-        for e in range(n_here):
+        total += per_video[v] * n_frames
+        for e in range(per_video[v]):
             chosen = sorted(rng.choice(3, size=int(rng.integers(1, 3)), replace=False).tolist())
             exps[str(e)] = {"exp": f"object {chosen}", "obj_id": chosen, "anno_id": [objs[c] for c in chosen]}
         meta["videos"][f"vid{v:05d}"] = {"expressions": exps, "vid_id": v, "frames": frames, "height": h, "width": w}
     (split / "meta_expressions.json").write_text(json.dumps(meta))
     (split / "mask_dict.json").write_text(json.dumps(mask_dict))
+    return total
 
 
 class NullAdapter:  # the real base class is imported lazily in _adapter_class (keeps --help instant)
@@ -85,11 +91,12 @@ def _adapter_class():
         def predict_video(self, requests):
             out = []
             for r in requests:
-                key = (len(r.frames), *r.size)
-                if key not in self._cache:
+                stack = self._cache.get(r.size)
+                if stack is None or len(stack) < len(r.frames):
                     h, w = r.size
-                    self._cache[key] = _ellipses(len(r.frames), h, w, h * 0.5, w * 0.5, h * 0.2, w * 0.15, 1, 1)
-                out.append(VideoPrediction(self._cache[key]))
+                    stack = self._cache[r.size] = _ellipses(max(len(r.frames), 80), h, w, h * 0.5, w * 0.5, h * 0.2,
+                                                            w * 0.15, 1, 1)
+                out.append(VideoPrediction(stack[: len(r.frames)]))  # a view: no work, no new memory
             return out
 
     return Null
@@ -186,7 +193,8 @@ def breakdown(n_frames: int, h: int, w: int, repeats: int = 3) -> dict[str, floa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--expressions", type=int, default=800)
-    ap.add_argument("--frames", type=int, default=80)
+    ap.add_argument("--videos", type=int, default=None, help="default: expressions / 16")
+    ap.add_argument("--frames", type=int, nargs="+", default=[80], help="N, or A B (drawn per video)")
     ap.add_argument("--size", default="720x1280", help="HxW")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/refbench_bench_harness"))
     ap.add_argument("--model", default="null")
@@ -202,16 +210,21 @@ def main() -> None:
 
     h, w = (int(v) for v in args.size.split("x"))
     root = args.workdir / "mevis"
+    videos = args.videos or -(-args.expressions // 16)
+    lo, hi = args.frames[0], args.frames[-1]
     t0 = time.perf_counter()
-    if not (args.reuse and (root / "valid_u" / "mask_dict.json").is_file()):
+    count = args.workdir / "frames.txt"
+    if not (args.reuse and count.is_file()):
         shutil.rmtree(args.workdir, ignore_errors=True)
-        build(root, args.expressions, args.frames, h, w)
-    print(f"set: {args.expressions} expressions x {args.frames} frames at {h}x{w}, RLE GT; ready in "
-          f"{time.perf_counter() - t0:.0f} s")
+        count.parent.mkdir(parents=True)
+        frames = build(root, args.expressions, videos, (lo, hi), h, w)
+        count.write_text(str(frames))
+    frames = int(count.read_text())
+    print(f"set: {args.expressions} expressions over {videos} videos, {lo}-{hi} frames per video ({frames} "
+          f"expression-frames) at {h}x{w}, RLE GT; ready in {time.perf_counter() - t0:.0f} s")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}; "
           f"model {args.model}; scoring processes {args.processes or 'default'}")
-    cmd = [sys.executable, __file__, "--child", "--workdir", str(args.workdir), "--model", args.model,
-           "--expressions", str(args.expressions), "--frames", str(args.frames), "--size", args.size]
+    cmd = [sys.executable, __file__, "--child", "--workdir", str(args.workdir), "--model", args.model]
     if args.processes:
         cmd += ["--processes", str(args.processes)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
@@ -219,7 +232,6 @@ def main() -> None:
     if proc.returncode != 0:
         raise SystemExit(f"the run failed:\n{proc.stderr[-4000:]}")
     doc = json.loads(proc.stdout.strip().splitlines()[-1])
-    frames = args.expressions * args.frames
     print(f"{'stage':<40} {'seconds':>9} {'ms/frame':>9}")
     for name, secs in doc["times"].items():
         print(f"{name:<40} {secs:>9.1f} {secs / frames * 1e3:>9.3f}")
@@ -228,10 +240,11 @@ def main() -> None:
         print("metrics:", {k: round(v, 6) for k, v in doc["metrics"].items()})
     if args.model == "null":
         print("predict stage, per frame, each step alone (best of 3):")
-        for name, ms in breakdown(args.frames, h, w).items():
+        for name, ms in breakdown(hi, h, w).items():
             print(f"  {name:<40} {ms:>7.3f} ms")
         per = doc["times"]["predict"] / frames * 1e3
         print(f"harness cost per {h}p frame on one core: {per:.3f} ms ({per / 10 * 100:.1f}% of a 10 ms/frame model)")
+    print(f"peak RSS under 2 GiB: {max(doc['rss_mib'], doc['rss_children_mib']) < 2048}")
 
 
 if __name__ == "__main__":
