@@ -15,14 +15,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def _sparse_flatnonzero(a: np.ndarray) -> np.ndarray:
-    """``numpy.flatnonzero`` of a 1-D bool array, eight bytes at a time (masks change in few places)."""
-    n8 = a.size // 8 * 8
-    words = np.flatnonzero(a[:n8].view(np.uint64) != 0)
-    sub = np.flatnonzero(a[:n8].view(np.uint8).reshape(-1, 8)[words])
+_U64 = np.uint64
+
+
+def _changes_below(a: np.ndarray, w: int) -> np.ndarray:
+    """Flat positions p of the row-major 0/1 bytes ``a`` (rows of ``w``) where a[p] != a[p + w], found eight
+    bytes at a time (XOR of the frame with itself one row down, as 64-bit words; masks change in few places)."""
+    n = a.size - w
+    n8 = n // 8 * 8
+    x = np.bitwise_xor(a[w : w + n8].view(_U64), a[:n8].view(_U64))
+    words = np.flatnonzero(x != 0)
+    sub = np.flatnonzero(x.view(np.uint8).reshape(-1, 8)[words])
     pos = words[sub >> 3] * 8 + (sub & 7)
-    if n8 < a.size:
-        pos = np.concatenate([pos, np.flatnonzero(a[n8:]) + n8])
+    if n8 < n:
+        pos = np.concatenate([pos, np.flatnonzero(a[w + n8 :] != a[n8:n]) + n8])
     return pos
 
 
@@ -31,16 +37,16 @@ def rle_counts(frame: np.ndarray) -> np.ndarray:
     as pycocotools' ``rleEncode``: int64 array summing to H * W."""
     h, w = frame.shape
     n = h * w
-    m = frame if frame.dtype == np.bool_ else frame != 0
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    flat = _sparse_flatnonzero((m[1:] != m[:-1]).reshape(-1))  # value changes inside a column, at row y + 1
-    ys, xs = np.divmod(flat, w)
-    inside = xs * h + ys + 1
-    tops = np.flatnonzero(m[0, 1:] != m[-1, :-1]) + 1  # a column starts with another value than the last ended
-    changes = np.concatenate([inside, tops * h])
+    m = frame if frame.dtype == np.bool_ else frame != 0
+    a = np.ascontiguousarray(m).reshape(-1).view(np.uint8)
+    ys, xs = np.divmod(_changes_below(a, w), w)  # the value changes inside a column, at row ys + 1
+    row0, row_last = a[:w], a[n - w :]
+    tops = np.flatnonzero(row0[1:] != row_last[:-1]) + 1  # a column starts with another value than the last ended
+    changes = np.concatenate([xs * h + ys + 1, tops * h])
     changes.sort()
-    first_one = bool(m[0, 0])
+    first_one = bool(a[0])
     counts = np.empty(changes.size + 1 + first_one, dtype=np.int64)
     if first_one:
         counts[0] = 0
@@ -53,22 +59,25 @@ def rle_counts(frame: np.ndarray) -> np.ndarray:
 
 def rle_string(counts: np.ndarray) -> str:
     """The COCO compressed string of run lengths (``rleToString``), for all counts at once."""
-    if counts.size == 0:
+    m = counts.size
+    if m == 0:
         return ""
     x = counts.astype(np.int64, copy=True)
-    if x.size > 3:
-        x[3:] -= counts[1:-2].astype(np.int64)
-    groups = []
-    active = np.ones(x.size, dtype=bool)
-    while active.any():
+    if m > 3:
+        x[3:] -= counts[1:-2]
+    chars = np.empty((m, 8), dtype=np.int64)  # up to 8 groups of 5 bits: enough for any 32-bit count
+    keep = np.zeros((m, 8), dtype=bool)
+    active = np.ones(m, dtype=bool)
+    for g in range(8):
         c = x & 0x1F
         x >>= 5  # arithmetic, as on the C long
         more = np.where((c & 0x10) != 0, x != -1, x != 0)
-        groups.append((np.where(more, c | 0x20, c) + 48, active.copy()))
+        np.add(np.where(more, c | 0x20, c), 48, out=chars[:, g])
+        keep[:, g] = active
         active &= more
-    chars = np.stack([g for g, _ in groups], axis=1)
-    keep = np.stack([a for _, a in groups], axis=1)
-    return chars[keep].astype(np.uint8).tobytes().decode("ascii")
+        if not active.any():
+            return chars[:, : g + 1][keep[:, : g + 1]].astype(np.uint8).tobytes().decode("ascii")
+    raise ValueError("rle_string: a count does not fit in 40 bits")  # pragma: no cover - H * W < 2**40
 
 
 def encode_frame(frame: np.ndarray) -> str:
