@@ -9,20 +9,21 @@ Two official readers, two value semantics (``values``):
   **indices** (or grey values), never colours; a 1-bit grey PNG reads as 0/1.
 
 The fast path handles what mask writers produce: non-interlaced grey and palette PNGs of 1, 2, 4 or 8 bits whose
-rows use the filters none, sub, up and Paeth (PIL picks among all five per row, mostly none / sub / up with
+rows use the filters none, sub, up and Paeth (PIL picks among all five per row: mostly none / sub / up, with
 a few Paeth rows on slanted edges; OpenCV writes sub only). It inflates the image data with libdeflate
-(``deflate`` on PyPI; about 10x faster than zlib) and undoes the filters with vectorised numpy: in the
-row-difference domain a sub row is already its own differences and a none row takes one ``numpy.diff``, so
-every such row is one prefix sum -- done for the whole image at once as a run fill (``numpy.repeat``) over
-the few non-zero differences a mask has. Up rows then add the row above, in order; a Paeth row is a prefix
-sum between the columns where the row above changes (there the predictor is the left pixel), with the
-predictor evaluated only at those few columns.
+(``deflate`` on PyPI; about 10x faster than zlib) and undoes the filters with vectorised numpy. A sub row
+holds the differences of its pixels, so its pixels are their prefix sum; for all sub (and Paeth) rows at
+once that is one run fill (``numpy.repeat``) over the few non-zero bytes a mask has. A none row is its data.
+Up rows then add the row above, in order (runs of unchanged rows at once); a Paeth row is a prefix sum between
+the columns where the row above changes, where its predictor is the left pixel, and where the left pixel
+equals the pixel above or above-left (always so in a two-valued mask) the predictor is the pixel above, so
+the row needs no sequential step; otherwise the predictor is evaluated at those few columns in order.
 Palette PNGs read as grey go through a 256-entry lookup table that OpenCV itself computes, from a one-row
 probe PNG carrying the same palette and colour chunks, so the conversion is OpenCV's by construction.
 
 Everything else falls back to the official reader on the same bytes: average rows, interlacing,
 16-bit, RGB(A), grey + alpha, a grey PNG with tRNS, EXIF orientation, animation chunks,
-unknown critical chunks, a bad CRC or Adler-32, short or extra data, and images whose row differences are
+unknown critical chunks, a bad CRC or Adler-32, short image data, and images whose row differences are
 too dense for the run fill to pay (photographs). The fast path returns exactly what the fallback would.
 
 The header is read first (:func:`png_header`), and a caller that knows the expected size passes it: a PNG of
