@@ -89,8 +89,10 @@ def map_ordered(
             if progress:
                 progress(i + 1, n)
         return out
-    if len(ranges) < 2 * n_workers and group is not None:  # few groups: split them so every worker has work
-        ranges = [(i, i + 1) for i in range(1, n)]
+    if len(ranges) < 2 * n_workers and group is not None:
+        # few groups: contiguous chunks instead, so every worker has work and mostly one video's items
+        size = -(-(n - 1) // (2 * n_workers))
+        ranges = [(i, min(n, i + size)) for i in range(1, n, size)]
     use_processes = processes and can_fork()
     job = next(_IDS)
     _JOBS[job] = (fn, items, child_init)
