@@ -409,8 +409,8 @@ def decode_fast(data: bytes, values: str = "grey") -> np.ndarray | None:
     if palette is None or len(palette) % 3 or not palette:
         return None
     n_palette = len(palette) // 3
-    if n_palette > 256 or int(img.max()) >= n_palette:
-        return None
+    if n_palette > 256 or (n_palette < (1 << hdr.bit_depth) and int(img.max()) >= n_palette):
+        return None  # an index beyond the palette (a full palette needs no check)
     if values == "index":
         return img
     lut = _palette_grey_lut(data, chunks, n_palette)
