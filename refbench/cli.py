@@ -15,27 +15,157 @@ from refbench import __version__
 
 
 class RefbenchError(click.ClickException):
-    """An expected failure: printed as one line, exit code 1."""
+    """A usage error found by the command line itself: printed as one line, exit code 2."""
+
+    exit_code = 2
+
+
+class CheckFailed(click.ClickException):
+    """A check ran and failed (a metric drifted, a dataset has problems): one line, exit code 1."""
+
+    exit_code = 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "(no message)"
+
+
+def _flag_for(path: str, ctx: click.Context | None) -> str | None:
+    """The command-line option whose value is ``path`` or a folder above / a file below it (for messages)."""
+    import os
+
+    if ctx is None or not path:
+        return None
+    target = os.path.abspath(os.fspath(path))
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name) if param.name else None
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if not isinstance(v, str) or not v or not isinstance(param, click.Option):
+                continue
+            given = os.path.abspath(v)
+            if target == given or target.startswith(given.rstrip(os.sep) + os.sep) or \
+                    given.startswith(target.rstrip(os.sep) + os.sep):
+                return max(param.opts, key=len)
+    return None
+
+
+def describe_error(exc: BaseException, ctx: click.Context | None = None) -> tuple[str, int]:
+    """``(one-line message, exit code)`` for an exception that reached the command line (module doc of
+    :mod:`refbench.errors`): refbench's typed errors as they are; the expected classes (OS, SQLite, arithmetic,
+    image decoder, recursion, memory, plain ValueError / ImportError) named with the file and the option; any
+    other exception is a bug (exit 70)."""
+    import sqlite3
+
+    from refbench.errors import BUG_HINT, EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, RefbenchError as LibraryError
+
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C); nothing was written after the last completed step", EXIT_INTERRUPTED
+    if isinstance(exc, LibraryError):
+        return _one_line(str(exc)), exc.exit_code
+    if isinstance(exc, OSError):
+        name = exc.filename if exc.filename is not None else None
+        if name is None:
+            return _one_line(str(exc)), EXIT_INPUT
+        flag = _flag_for(str(name), ctx)
+        why = exc.strerror or str(exc)
+        if exc.filename2:
+            why += f" (and {exc.filename2})"
+        return _one_line(f"{name}: {why}" + (f"; check {flag}" if flag else "")), EXIT_INPUT
+    if isinstance(exc, sqlite3.Error):
+        return _one_line(f"prediction store: {exc} (choose another --out, or free disk space)"), EXIT_INPUT
+    if isinstance(exc, MemoryError):
+        return _one_line(f"out of memory ({exc or 'an input is larger than this machine can hold'})"), EXIT_INPUT
+    if isinstance(exc, RecursionError):
+        return "an input file is nested too deeply to be read", EXIT_INPUT
+    if isinstance(exc, ArithmeticError):
+        return _one_line(f"a value is out of range ({exc})"), EXIT_INPUT
+    module = type(exc).__module__ or ""
+    if module.startswith(("PIL", "cv2", "zipfile", "zlib")):
+        return _one_line(f"cannot decode an input file ({exc})"), EXIT_INPUT
+    if isinstance(exc, (ValueError, ImportError)):
+        return _one_line(str(exc)), EXIT_INPUT
+    return _one_line(f"internal error {type(exc).__name__}: {exc}; {BUG_HINT}"), EXIT_BUG
 
 
 def _fail_cleanly(fn):
-    """Turn library errors (ValueError, FileNotFoundError, ...) into one-line messages."""
-
+    """Run a command: every exception becomes one line on stderr and an exit code (:func:`describe_error`);
+    with ``REFBENCH_DEBUG=1`` an unexpected exception keeps its traceback."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        import os
+
         try:
             return fn(*args, **kwargs)
-        except click.ClickException:
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except (ValueError, FileNotFoundError, KeyError, TypeError, RuntimeError, ImportError) as exc:
-            from refbench.cards import CardError
-
-            msg = str(exc) if isinstance(exc, CardError) else f"{type(exc).__name__}: {exc}"
-            raise RefbenchError(msg) from exc
+        except (Exception, KeyboardInterrupt) as exc:
+            ctx = click.get_current_context(silent=True)
+            message, code = describe_error(exc, ctx)
+            if code == 70 and os.environ.get("REFBENCH_DEBUG") == "1":
+                raise
+            click.echo(f"Error: {message}", err=True)
+            sys.exit(code)
 
     return wrapper
+
+
+def _check_device(device: str) -> None:
+    """``--device``: cpu, cuda or cuda:N (mps where torch has it); CUDA must exist in this torch build. Only a
+    CUDA device imports torch."""
+    import re
+
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device or ""):
+        raise RefbenchError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, no GPU visible"
+            raise RefbenchError(f"--device {device}: this torch ({torch.__version__}, {build}) has no CUDA device; "
+                                "use --device cpu")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise RefbenchError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+
+
+def _check_output_file(path: str | None, flag: str, overwrite: bool = True) -> None:
+    """An output file option: not a folder, its folder exists and is a folder, and (``overwrite=False``) the
+    file does not exist yet."""
+    from pathlib import Path
+
+    if not path:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise RefbenchError(f"{flag} {path}: is a folder; give a file path")
+    parent = p.parent if str(p.parent) else Path(".")
+    for up in (parent, *parent.parents):
+        if up.exists():
+            if not up.is_dir():
+                raise RefbenchError(f"{flag} {path}: {up} is a file, not a folder")
+            break
+    if not parent.is_dir():
+        raise RefbenchError(f"{flag} {path}: folder {parent} does not exist")
+    if not overwrite and p.exists():
+        raise RefbenchError(f"{flag} {path}: already exists; pass --overwrite to replace it")
+
+
+def _check_output_dir(path: str | None, flag: str) -> None:
+    """A run-directory option: neither a file nor below one."""
+    from pathlib import Path
+
+    if not path:
+        return
+    p = Path(path)
+    for up in (p, *p.parents):
+        if up.exists():
+            if not up.is_dir():
+                where = "is a file" if up == p else f"lies below {up}, which is a file"
+                raise RefbenchError(f"{flag} {path}: {where}; choose another {flag}")
+            break
 
 
 class _ProgressBar:
@@ -78,6 +208,9 @@ def demo_cmd(device: str, out: str, no_leaderboard: bool, json_out: str | None) 
     import json
     import time
 
+    _check_device(device)
+    _check_output_dir(out, "--out")
+    _check_output_file(json_out, "--json")
     from refbench.demo import demo_leaderboard, ensure_demo, run_demo
 
     t0 = time.perf_counter()
@@ -95,9 +228,10 @@ def demo_cmd(device: str, out: str, no_leaderboard: bool, json_out: str | None) 
                    + (f"; {present} runs' rows already there, not appended again" if present else ""))
         click.echo(demo_leaderboard(board))
     if json_out:
+        from refbench.files import atomic_write
+
         doc = {"out": out, "device": device, "leaderboard": board, "runs": [r.to_dict() for r in runs]}
-        with open(json_out, "w") as fh:
-            json.dump(doc, fh, indent=2)
+        atomic_write(json_out, json.dumps(doc, indent=2), "--json")
         click.echo(f"summary: {json_out}")
     click.echo(f"demo done in {time.perf_counter() - t0:.1f} s")
 
@@ -123,32 +257,64 @@ def demo_cmd(device: str, out: str, no_leaderboard: bool, json_out: str | None) 
               help="Grounding: score all queries (default) or only those in the prediction file (e.g. TimeChat's 500).")
 @click.option("--unknown", type=click.Choice(["error", "ignore"]),
               help="RES: predictions for ids outside the split are an error (default) or ignored and counted.")
+@click.option("--bad-spans", type=click.Choice(["error", "official"]),
+              help="Grounding: a predicted span with start > end or start < 0 is an error naming the query "
+                   "(default), or scored as the official script scores it (IoU of the span as given).")
 @_fail_cleanly
 def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out, device, values, parse_style, subset,
-             unknown) -> None:
+             unknown, bad_spans) -> None:
     """Score existing predictions exactly as the dataset's official evaluator would."""
-    from refbench.evaluate.run import evaluate, format_table, write_csv, write_json
-
     if run_dir:
         dataset, root, pred = _from_run(run_dir, dataset, root, pred)
     if not dataset or not pred:
         raise RefbenchError("eval: give --dataset and --pred, or --run DIR")
-
-    given = {"values": values, "parse_style": parse_style, "subset": subset, "unknown": unknown}
+    given = {"values": values, "parse_style": parse_style, "subset": subset, "unknown": unknown,
+             "bad_spans": bad_spans}
     options = {k: v for k, v in given.items() if v is not None}
+    _check_eval_options(dataset, protocol, options)  # every usage error before torch is imported
+    _check_device(device)
+    _check_output_file(json_out, "--json")
+    _check_output_file(csv_out, "--csv")
+
+    from refbench.evaluate.run import evaluate, format_table, write_csv, write_json
+
     bar = _ProgressBar(f"eval {dataset}")
     try:
         result, summary = evaluate(dataset, pred, root=root, protocol=protocol, missing=missing, device=device,
                                    progress=bar, **options)
     finally:
         bar.close()
+    # the outputs first (atomically): if one cannot be written, no score table claims success
+    if json_out:
+        write_json(summary, json_out, "--json")
+    if csv_out:
+        write_csv(result.per_sample, csv_out, "--csv")
     click.echo(format_table(result, dataset))
     if json_out:
-        write_json(summary, json_out)
         click.echo(f"summary: {json_out}")
     if csv_out:
-        write_csv(result.per_sample, csv_out)
         click.echo(f"per-sample: {csv_out}")
+
+
+#: eval options that only apply to one task (and, for --values, one protocol)
+_EVAL_OPTION_TASKS = {"values": ("refvos", "--values", "ReVOS (protocol revos)"),
+                      "parse_style": ("tsg", "--parse-style", "temporal grounding"),
+                      "subset": ("tsg", "--subset", "temporal grounding"),
+                      "bad_spans": ("tsg", "--bad-spans", "temporal grounding"),
+                      "unknown": ("res", "--unknown", "referring expression segmentation")}
+
+
+def _check_eval_options(dataset: str, protocol: str | None, options: dict) -> None:
+    """Refuse an option the dataset's task does not take (reads the card's YAML only)."""
+    from refbench.cards import dataset_card
+
+    card = dataset_card(dataset)
+    for key in options:
+        task, flag, what = _EVAL_OPTION_TASKS[key]
+        used = protocol or card.protocol
+        if card.task != task or (key == "values" and used != "revos"):
+            raise RefbenchError(f"{flag} applies to {what}; {card.name} is a {card.task} dataset scored with "
+                                f"protocol {used}")
 
 
 def _default_leaderboard_dir() -> str:
@@ -184,12 +350,23 @@ def run_cmd(model, dataset, root, out, limit, device, model_args, protocol, lead
     With no options: the blind prior on the embedded demo set (generated on first use; no data, no GPU).
     Under torchrun (torchrun --nproc-per-node N -m refbench run ...) samples are sharded by video.
     """
-    from refbench.adapters.registry import default_model, parse_model_args
+    from refbench.adapters.registry import adapter_card, default_model, parse_model_args, resolve_options
+
+    # every usage error before torch or the adapter's code is imported
+    parsed = parse_model_args(model_args)
+    resolve_options(adapter_card(model or default_model()), parsed)
+    if limit is not None and limit < 1:
+        raise RefbenchError(f"--limit must be >= 1, got {limit}")
+    _check_device(device)
+    _check_output_dir(out, "--out")
+    _check_output_dir(leaderboard_dir, "--leaderboard")
+    _check_output_file(json_out, "--json")
+
     from refbench.runs import dist as D
     from refbench.runs.runner import DEFAULT_DATASET, RunConfig, run
 
     config = RunConfig(model=model or default_model(), dataset=dataset or DEFAULT_DATASET, root=root, out=out,
-                       limit=limit, device=device, model_args=parse_model_args(model_args), protocol=protocol,
+                       limit=limit, device=device, model_args=parsed, protocol=protocol,
                        leaderboard=None if no_leaderboard else (leaderboard_dir or _default_leaderboard_dir()),
                        overwrite=overwrite)
     main_rank = D.from_env().is_main
@@ -217,7 +394,7 @@ def run_cmd(model, dataset, root, out, limit, device, model_args, protocol, lead
     if json_out and result.summary is not None:
         from refbench.evaluate.run import write_json
 
-        write_json(result.summary, json_out)
+        write_json(result.summary, json_out, "--json")
         click.echo(f"summary: {json_out}")
 
 
@@ -243,15 +420,22 @@ def models_list(task: str | None) -> None:
 
 def _from_run(run_dir: str, dataset: str | None, root: str | None, pred: str | None) -> tuple[str, str | None, str]:
     """(dataset, root, predictions) of a run directory, each overridable."""
-    import json
     from pathlib import Path
 
+    from refbench.errors import RefbenchInputError
+
+    from refbench.files import load_json
+
     meta_path = Path(run_dir) / "run.json"
+    if not meta_path.is_file():
+        raise RefbenchInputError(f"{meta_path}: not a refbench run (no run.json); check --run")
+    meta = load_json(meta_path, RefbenchInputError, "run.json")
     try:
-        meta = json.loads(meta_path.read_text())
         run_dataset, run_root = meta["header"]["dataset"], meta["config"].get("root")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RefbenchError(f"{meta_path}: not a refbench run ({exc})") from exc
+        if not isinstance(run_dataset, str) or not (run_root is None or isinstance(run_root, str)):
+            raise TypeError("dataset / root are not names")
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise RefbenchInputError(f"{meta_path}: not a refbench run (no header.dataset / config.root: {exc})") from exc
     return dataset or run_dataset, root or run_root, pred or str(Path(run_dir) / "predictions.json")
 
 
@@ -281,6 +465,7 @@ def export_cmd(run_dir, dataset, pred, fmt, out, root, missing, overwrite) -> No
         if not run_dir:
             raise RefbenchError("export: give --out ZIP")
         out = str(Path(run_dir) / f"submission-{fmt or 'default'}.zip")
+    _check_output_file(out, "--out", overwrite=overwrite)
     rep = export_submission(dataset, pred, out, fmt=fmt, root=root, missing=missing, overwrite=overwrite)
     click.echo(f"{rep.path}: {rep.format} submission, {rep.videos} videos, {rep.expressions} expressions, "
                f"{rep.frames} frames" + (f" ({rep.filled} filled empty)" if rep.filled else ""))
@@ -298,8 +483,12 @@ def export_cmd(run_dir, dataset, pred, fmt, out, root, missing, overwrite) -> No
 @_fail_cleanly
 def regress_cmd(baseline, run_dirs, tolerance, strict, write) -> None:
     """Exit non-zero, naming each metric, when a run's metrics moved beyond tolerance from the baseline."""
+    import math
+
     from refbench.regress import compare, read_baseline, read_run, write_baseline
 
+    if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
+        raise RefbenchError(f"--tolerance {tolerance}: must be a finite number >= 0")
     runs = [read_run(d) for d in run_dirs]
     if write:
         write_baseline(baseline, runs, tolerance if tolerance is not None else 1e-9)
@@ -311,7 +500,7 @@ def regress_cmd(baseline, run_dirs, tolerance, strict, write) -> None:
     if not report.ok:
         for d in report.drifts:
             click.echo(f"drift: {d.line()}")
-        raise RefbenchError(f"{len(report.drifts)} metric(s) drifted from {baseline}")
+        raise CheckFailed(f"{len(report.drifts)} metric(s) drifted from {baseline}")
     click.echo(f"ok: {report.checked} metric(s) of {len(runs)} run(s) within tolerance of {baseline}")
 
 
@@ -353,13 +542,16 @@ def datasets_check(name: str, root: str | None, annotations_only: bool) -> None:
     if problems:
         for p in problems:
             click.echo(f"problem: {p}")
-        raise RefbenchError(f"{name}: {len(problems)} problem(s) found ({summary})")
+        raise CheckFailed(f"{name}: {len(problems)} problem(s) found ({summary})")
     click.echo(f"{name}: ok ({summary})")
 
 
 def _register_leaderboard() -> None:
     from refbench.leaderboard import leaderboard_command
 
+    if not getattr(leaderboard_command.callback, "_fails_cleanly", False):
+        leaderboard_command.callback = _fail_cleanly(leaderboard_command.callback)
+        leaderboard_command.callback._fails_cleanly = True  # type: ignore[attr-defined]
     main.add_command(leaderboard_command)
 
 

@@ -52,6 +52,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from refbench.errors import RefbenchInputError
+
 #: Bump when anything written changes: a folder built by another version is rebuilt.
 DEMO_FORMAT = 1
 MARKER = "DEMO_VERSION"
@@ -75,7 +77,7 @@ COLOURS = {
 _JPEG = {"format": "JPEG", "quality": 90, "subsampling": 0, "optimize": False, "progressive": False}
 
 
-class DemoError(RuntimeError):
+class DemoError(RefbenchInputError, RuntimeError):
     """The demo folder cannot be built or holds something else."""
 
 

@@ -74,7 +74,7 @@ def test_check_without_root_is_one_clear_error(monkeypatch):
 
     monkeypatch.delenv("REFBENCH_DATA", raising=False)
     r = CliRunner().invoke(main, ["datasets", "check", "mevis_val_u"])
-    assert r.exit_code == 1 and "REFBENCH_DATA" in r.output and len(r.output.strip().splitlines()) == 1
+    assert r.exit_code == 2 and "REFBENCH_DATA" in r.output and len(r.output.strip().splitlines()) == 1
 
 
 def test_every_card_loader_resolves():

@@ -161,7 +161,7 @@ def test_nan_equals_nan(tmp_path):
 
 @pytest.mark.parametrize("text, msg", [
     (None, "baseline not found"),
-    ("{not json", "cannot read baseline"),
+    ("{not json", "baseline.json:1: invalid JSON"),
     ("[1, 2]", "expected {"),
     ('{"entries": {"prior/x": [1]}}', "entry 'prior/x' has no metrics mapping"),
     ('{"tolerance": "tight", "entries": {}}', "tolerance must be a number"),
@@ -172,7 +172,7 @@ def test_malformed_baseline_is_a_one_line_error(tmp_path, text, msg):
     if text is not None:
         path.write_text(text)
     r = regress("--baseline", path, "--run", make_run(tmp_path / "r", dict(M)))
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert len(r.output.strip().splitlines()) == 1 and msg in r.output and "Traceback" not in r.output, r.output
     with pytest.raises(RegressError, match="baseline"):
         read_baseline(path)
@@ -181,7 +181,7 @@ def test_malformed_baseline_is_a_one_line_error(tmp_path, text, msg):
 @pytest.mark.parametrize("run_json, summary_json, msg", [
     (None, '{"metrics": {}}', "run.json: not found"),
     ('{"header": {}}', None, "summary.json: not found"),
-    ("{oops", '{"metrics": {}}', "cannot read run.json / summary.json"),
+    ("{oops", '{"metrics": {}}', "run.json:1: invalid JSON"),
     ('["a list"]', '{"metrics": {}}', "run.json: expected a JSON object"),
     ('{"header": {"adapter": "prior"}}', '{"metrics": {}}', "run.json: no adapter/dataset header"),
     ('{"header": {"adapter": "prior", "dataset": "d"}}', '{"counts": {}}', "summary.json: no metrics"),
@@ -195,7 +195,7 @@ def test_malformed_run_dir_is_a_one_line_error(tmp_path, base, run_json, summary
     if summary_json is not None:
         (d / "summary.json").write_text(summary_json)
     r = regress("--baseline", base, "--run", d)
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert len(r.output.strip().splitlines()) == 1 and msg in r.output and "Traceback" not in r.output, r.output
 
 

@@ -144,7 +144,7 @@ def parse_model_args(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
             raise ValueError(f"--model-arg {pair!r}: expected key=value")
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError, OverflowError, RecursionError):  # e.g. an int of 5000 digits
             value = raw
         if isinstance(value, (dict, list)):
             value = raw  # keep structured-looking text as given

@@ -58,18 +58,26 @@ def valid_video_ids() -> tuple[str, ...]:
     return ids
 
 
-def read_palette_png(path: Path) -> np.ndarray:
-    """Palette indices of an indexed PNG as ``(H, W)`` uint8 (``np.array(Image.open(p))``, as davis2017 does)."""
+def read_palette_png(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Palette indices of an indexed PNG as ``(H, W)`` uint8 (``np.array(Image.open(p))``, as davis2017 does);
+    ``size``: the ``(H, W)`` it must have (checked before decoding)."""
+    import io
+
     from PIL import Image
 
-    if not path.is_file():
-        raise DatasetError(f"{path}: annotation PNG not found")
+    from refbench.files import read_regular
+    from refbench.png import check_png
+
+    data = read_regular(path, DatasetError, "annotation PNG")
+    check_png(data, str(path), size, DatasetError)  # corrupt chunks, or a declared size to refuse, before inflating
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             if im.mode not in ("P", "L"):
                 raise DatasetError(f"{path}: expected an indexed ('P') or grey ('L') PNG, found mode {im.mode!r}")
             arr = np.array(im)
-    except OSError as exc:
+    except DatasetError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DatasetError(f"{path}: cannot read annotation PNG ({exc})") from exc
     return arr.astype(np.uint8, copy=False)
 

@@ -70,6 +70,26 @@ def _count_problems(source: Path, got: Mapping[str, int], expected: Mapping[str,
 # ----------------------------------------------------------------------------------------------
 
 
+def _segmentation_problem(seg: Any, img: Mapping[str, Any], where: str) -> str | None:
+    """Why a COCO segmentation cannot be the GT of an image of ``img``'s size (RLEs checked run by run, without
+    decoding; polygons must be lists of numbers); None when it can."""
+    from refbench.rle import check_rle
+
+    parts = [seg] if isinstance(seg, dict) else seg
+    if not isinstance(parts, list):
+        return f"{where}: segmentation is {type(seg).__name__}, not polygons or an RLE"
+    for k, part in enumerate(parts):
+        if isinstance(part, dict):
+            try:
+                check_rle(part, f"{where} part {k}", (img["height"], img["width"]), DatasetError)
+            except DatasetError as exc:
+                return str(exc)
+        elif not (isinstance(part, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                 for v in part)):
+            return f"{where}: segmentation part {k} is neither a polygon (list of numbers) nor an RLE"
+    return None
+
+
 class RefCOCOLoader:
     """One evaluation split of RefCOCO, RefCOCO+ or RefCOCOg (``split_by`` defaults to unc / unc / umd).
 
@@ -223,8 +243,14 @@ class RefCOCOLoader:
                     f"{self.instances_path}: annotation {ref['ann_id']} is on image {ann.get('image_id')}, "
                     f"its ref {ref['ref_id']} on image {ref['image_id']}"
                 )
-            if not ann.get("segmentation"):
+            seg = ann.get("segmentation")
+            if not seg:
                 empty_gt.append(int(ref["ann_id"]))
+            else:
+                why = _segmentation_problem(seg, data.imgs[ref["image_id"]],
+                                            f"{self.instances_path}: annotation {ref['ann_id']}")
+                if why:
+                    problems.append(why)
             images.add(ref["image_id"])
         for image_id in sorted(images):
             img = data.imgs[image_id]

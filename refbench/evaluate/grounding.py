@@ -35,7 +35,7 @@ from typing import Any, Union
 from refbench.data.base import GroundingQuery, PredictionError
 from refbench.evaluate.result import MISSING_MODES, EvalResult
 from refbench.metrics.tsg import PROTOCOLS, per_query_iou, score_grounding
-from refbench.preds.spans import SpanPrediction, read_span_predictions
+from refbench.preds.spans import SpanPrediction, bad_span_queries, read_span_predictions
 
 PathLike = Union[str, Path]
 
@@ -87,6 +87,7 @@ def evaluate_grounding(
     *,
     subset: str = "all",
     format: str = "auto",
+    bad_spans: str = "error",
 ) -> EvalResult:
     """Score a span prediction file against a grounding dataset.
 
@@ -104,6 +105,8 @@ def evaluate_grounding(
         device: torch device for the per-query IoUs.
         subset: ``"all"`` or ``"predicted"`` (only the predicted queries; TimeChat's 500-query sample).
         format: prediction file format (``"auto"``, ``"spans"``, ``"text"``, ``"timechat"``).
+        bad_spans: a span with start > end or start < 0 is an error naming the query (``"error"``, default) or
+            scored as the official scripts score it (``"official"``); recorded in ``details``.
 
     Returns:
         :class:`EvalResult` with metrics in percent, one row per scored query and counts
@@ -131,7 +134,8 @@ def evaluate_grounding(
     pred_path = Path(pred_path)
 
     all_samples: list[GroundingQuery] = loader.samples()
-    preds = read_span_predictions(pred_path, all_samples, parse_style=parse_style, format=format)
+    preds = read_span_predictions(pred_path, all_samples, parse_style=parse_style, format=format,
+                                  bad_spans=bad_spans, dataset=loader_path(loader))
 
     if subset == "all":
         chosen = all_samples
@@ -144,13 +148,13 @@ def evaluate_grounding(
         not_sampled = len(chosen) - int(sample)
         chosen = chosen[: int(sample)]
     if not chosen:
-        raise PredictionError(f"{pred_path}: no query to score (subset={subset!r}, sample={sample!r})")
+        raise PredictionError(f"{pred_path}: no query to score (--subset {subset}, sample {sample})")
 
     absent = [s.qid for s in chosen if s.qid not in preds]
     if absent and missing == "error":
         raise PredictionError(
             f"{pred_path}: {len(absent)} of {len(chosen)} queries have no prediction: {_first(absent)} "
-            "(missing='empty' scores them as failed spans; subset='predicted' scores only the predicted queries)"
+            "(--missing empty scores them as failed spans; --subset predicted scores only the predicted queries)"
         )
     no_span = [s.qid for s in chosen if s.span is None]
     if no_span:
@@ -228,6 +232,8 @@ def evaluate_grounding(
             "sample": sample,
             "parse_style": parse_style,
             "missing_mode": missing,
+            "bad_spans": bad_spans,  # what a span with start > end or start < 0 meant (--bad-spans)
+            "bad_span_queries": len(set(bad_span_queries(preds)) & {s.qid for s in chosen}),
         },
     )
 

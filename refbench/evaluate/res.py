@@ -144,13 +144,13 @@ def evaluate_res(
     if extra and unknown == "error":
         raise PredictionError(
             f"{pred_path}: {len(extra)} prediction id(s) are not samples of this split: {_first(extra)} "
-            "(unknown='ignore' scores a file that covers several splits)"
+            "(--unknown ignore scores a file that covers several splits)"
         )
     absent = [s.sample_id for s in samples if s.sample_id not in preds]
     if absent and missing == "error":
         raise PredictionError(
             f"{pred_path}: {len(absent)} of {len(samples)} samples have no prediction: {_first(absent)} "
-            "(missing='empty' scores them as empty masks)"
+            "(--missing empty scores them as empty masks)"
         )
 
     skip_nulls = protocol == "sa2va"

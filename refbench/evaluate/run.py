@@ -121,19 +121,25 @@ def evaluate(
     return result, summary
 
 
-def write_csv(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
-    """The per-sample CSV: one row per expression / object / query / sentence."""
+def write_csv(rows: list[dict[str, Any]], path: str | os.PathLike, flag: str | None = None) -> None:
+    """The per-sample CSV: one row per expression / object / query / sentence. Written atomically
+    (:func:`refbench.files.atomic_output`); ``flag`` names the option that chose ``path``, for errors."""
+    from refbench.files import atomic_output
+
     keys: list[str] = []
     for row in rows:
         keys.extend(k for k in row if k not in keys)
-    with open(path, "w", newline="") as fh:
+    with atomic_output(path, "w", flag, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)
 
 
-def write_json(summary: dict[str, Any], path: str | os.PathLike) -> None:
-    with open(path, "w") as fh:
+def write_json(summary: dict[str, Any], path: str | os.PathLike, flag: str | None = None) -> None:
+    """The summary JSON, written atomically (:func:`refbench.files.atomic_output`)."""
+    from refbench.files import atomic_output
+
+    with atomic_output(path, "w", flag) as fh:
         json.dump(summary, fh, indent=2, default=str)
         fh.write("\n")
 

@@ -126,7 +126,7 @@ def _run(items: Sequence[Any], fn: Callable[[Any], Any], progress: Progress | No
 def _missing_gate(source: MaskSource, samples: Sequence[Any], pred_path: PathLike, missing: str) -> dict[str, Any]:
     report = source.missing_report(samples)
     if missing == "error":
-        error = missing_error(source, samples, pred_path, "(pass missing='empty' or 'official' to score them)",
+        error = missing_error(source, samples, pred_path, "(--missing empty or --missing official scores them)",
                               report)
         if error is not None:
             raise error
@@ -139,7 +139,7 @@ def _missing_gate(source: MaskSource, samples: Sequence[Any], pred_path: PathLik
 
 
 @contextlib.contextmanager
-def _expression_source(samples: Sequence[VideoExpression], pred_path: PathLike, missing: str):
+def _expression_source(samples: Sequence[VideoExpression], pred_path: PathLike, missing: str, dataset: Any = None):
     """Open per-expression predictions, refuse ids outside ``samples`` and apply the missing-prediction gate;
     yields ``(source, missing_info)``."""
     keys = {s.key: (s.video, s.exp_id) for s in samples}
@@ -147,8 +147,13 @@ def _expression_source(samples: Sequence[VideoExpression], pred_path: PathLike, 
     for s in samples:
         known.setdefault(s.video, set()).add(s.exp_id)
     with open_mask_source(pred_path, "expression", "grey", keys) as source:
-        source.check_known(known)
+        source.check_known(known, dataset)
         yield source, _missing_gate(source, samples, pred_path, missing)
+
+
+def _dataset_file(loader: Any) -> Any:
+    """The loader's annotation file (or root), named in messages about ids the predictions do not share."""
+    return getattr(loader, "meta_path", None) or getattr(loader, "root", None)
 
 
 def _expression_samples(loader: Any, protocol: str) -> list[VideoExpression]:
@@ -172,7 +177,7 @@ def _evaluate_expressions(
     samples = _expression_samples(loader, protocol)
     if not samples:
         raise DatasetError(f"{type(loader).__name__}: the dataset lists no expressions")
-    with _expression_source(samples, pred_path, missing) as (source, missing_info):
+    with _expression_source(samples, pred_path, missing, _dataset_file(loader)) as (source, missing_info):
 
         def score(s: VideoExpression) -> tuple[str, SampleStatus, Any]:
             st = source.status(s.video, s.exp_id, s.frames)
@@ -266,7 +271,7 @@ def _evaluate_davis(
     if not samples:
         raise DatasetError(f"{type(loader).__name__}: the dataset lists no sequences")
     with open_mask_source(pred_path, "sequence", "index") as source:
-        source.check_known({s.video: None for s in samples})
+        source.check_known({s.video: None for s in samples}, _dataset_file(loader))
         missing_info = _missing_gate(source, samples, pred_path, missing)
 
         def score(seq: Any) -> tuple[str, Any]:
@@ -334,7 +339,7 @@ def _evaluate_refdavis_a(
     if odd:
         raise DatasetError(f"{loader.meta_path}: video {odd[0]!r} has {len(by_video[odd[0]])} expressions, not a "
                            "multiple of 4 (one per annotator set and object); convention A cannot be scored")
-    with _expression_source(samples, pred_path, missing) as (source, missing_info):
+    with _expression_source(samples, pred_path, missing, _dataset_file(loader)) as (source, missing_info):
 
         def score(video: str) -> tuple[dict[str, str], dict[int, Any]]:
             gt = loader.gt_indexed(video)

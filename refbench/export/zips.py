@@ -40,7 +40,7 @@ from refbench.data.base import DatasetError, PredictionError
 from refbench.preds.masks import missing_error
 
 #: how to go on when predictions are missing (the exporters' missing="empty")
-_EMPTY_HINT = "(pass missing='empty' to write them as empty masks)"
+_EMPTY_HINT = "(--missing empty writes them as empty masks)"
 
 PathLike = Union[str, os.PathLike]
 Progress = Callable[[int, int], None]
@@ -138,7 +138,7 @@ def write_zip(out: PathLike, entries: Iterable[tuple[str, bytes]], overwrite: bo
     if out.is_dir():
         raise IsADirectoryError(f"{out}: is a folder; give the path of the .zip to write")
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists (pass overwrite=True to replace it)")
+        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
     folder = out.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: output folder does not exist")
@@ -293,14 +293,14 @@ def export_submission(
     if fmt is None:
         fmt = submission.get("format")
         if fmt is None:
-            raise ValueError(f"{card.name}: the card names no submission format; pass fmt= one of {', '.join(FORMATS)}")
+            raise ValueError(f"{card.name}: the card names no submission format; pass --format, one of {', '.join(FORMATS)}")
     if fmt not in FORMATS:
         raise ValueError(f"unknown submission format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if missing not in MISSING_MODES:
         raise ValueError(f"missing must be one of {', '.join(MISSING_MODES)}, got {missing!r}")
     out = Path(out)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists (pass overwrite=True to replace it)")
+        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
     if not _is_source(pred):
         if not isinstance(pred, (str, os.PathLike)):
             raise TypeError(f"pred must be a path or a MaskSource, got {type(pred).__name__}")

@@ -32,9 +32,9 @@ and :meth:`MaskSource.missing_report`; the evaluator decides what a missing pred
 from __future__ import annotations
 
 import io
-import json
 import os
 import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +43,9 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 import numpy as np
 
 from refbench.data.base import PredictionError, safe_component
+from refbench.files import load_json, open_regular
+from refbench.png import MAX_FRAME_PIXELS, check_png, max_png_bytes, png_size
+from refbench.rle import decode_rle, rle_size
 
 PathLike = Union[str, Path]
 
@@ -96,6 +99,11 @@ class MissingReport:
         return "; ".join(parts) if parts else "nothing missing"
 
 
+def _of(dataset: Any) -> str:
+    """`` (<dataset file>)`` for messages about ids that do not match the dataset, so they name both files."""
+    return f" ({dataset})" if dataset else ""
+
+
 def _check_video_name(video: str, source: PathLike) -> str:
     """Video names may be nested (ReVOS ``UVO/all/<id>``); each component must be a safe name."""
     if not isinstance(video, str) or not video or video.startswith("/"):
@@ -125,10 +133,15 @@ def _indices(im: Any, where: str) -> np.ndarray:
     return arr.astype(np.uint8, copy=False)
 
 
-def decode_png(data: bytes, where: str, values: str = "grey") -> np.ndarray:
-    """Decode PNG bytes to (H, W) uint8; ``values``: ``"grey"`` (MeViS/ReVOS) or ``"index"`` (DAVIS)."""
+def decode_png(data: bytes, where: str, values: str = "grey", size: Sequence[int] | None = None) -> np.ndarray:
+    """Decode PNG bytes to (H, W) uint8; ``values``: ``"grey"`` (MeViS/ReVOS) or ``"index"`` (DAVIS).
+
+    ``size``: the frame size ``(H, W)`` the dataset expects. The PNG's chunks and declared size are checked
+    first (:func:`refbench.png.check_png`), so a corrupt file or one declaring another size is refused before
+    anything is inflated."""
     from PIL import Image, UnidentifiedImageError
 
+    check_png(data, where, size, PredictionError)
     try:
         with Image.open(io.BytesIO(data)) as im:
             if im.format != "PNG":
@@ -137,62 +150,31 @@ def decode_png(data: bytes, where: str, values: str = "grey") -> np.ndarray:
             arr = _indices(im, where) if values == "index" else _grey(im, where)
     except PredictionError:
         raise
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise PredictionError(f"{where}: cannot read PNG ({exc})") from exc
     if arr.ndim != 2:
         raise PredictionError(f"{where}: expected a single-channel PNG, got shape {arr.shape}")
     return arr
 
 
-def _decode_rle(rle: Any, where: str) -> np.ndarray:
-    from pycocotools import mask as mask_utils
-
-    if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
-        raise PredictionError(f"{where}: not null and not a COCO RLE with 'size' and 'counts'")
-    try:
-        h, w = (int(v) for v in rle["size"])
-        counts = rle["counts"]
-        if isinstance(counts, list):
-            obj = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-        elif isinstance(counts, (str, bytes)):
-            obj = {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-        else:
-            raise TypeError("'counts' must be a string or a list of ints")
-        m = mask_utils.decode(obj)
-    except PredictionError:
-        raise
-    except Exception as exc:  # pycocotools raises assorted errors on corrupt input
-        raise PredictionError(f"{where}: cannot decode RLE ({exc})") from exc
-    if m.ndim == 3:
-        m = m[..., 0]
-    return np.ascontiguousarray(m, dtype=np.uint8)
-
-
 def _rle_frames(path: Path, label: str, rles: list, frames: Sequence[str], size: tuple[int, int]):
-    """Yield ``(t, mask, where)`` for every non-null RLE of a per-frame list, checking its length and sizes."""
+    """Yield ``(t, mask, where)`` for every non-null RLE of a per-frame list, each checked
+    (:func:`refbench.rle.check_rle`: well-formed counts adding up to H x W, the frame's size) before decoding."""
     if len(rles) != len(frames):
         raise PredictionError(f"{path}: {label} has {len(rles)} RLE entries, the dataset {len(frames)} frames")
     for t, rle in enumerate(rles):
         if rle is None:
             continue
         where = f"{path}: {label} frame {t} ({frames[t]})"
-        m = _decode_rle(rle, where)
-        if m.shape != tuple(size):
-            raise PredictionError(f"{where}: RLE is {m.shape[0]}x{m.shape[1]} (HxW), the ground truth is "
-                                  f"{size[0]}x{size[1]}")
-        yield t, m, where
+        yield t, decode_rle(rle, where, size, PredictionError), where
 
 
 def _first_rle_size(path: Path, video: str, lists: Iterable[list]) -> tuple[int, int] | None:
     """(H, W) of the first RLE with a ``size`` in per-frame RLE lists; None when every entry is null."""
     for rles in lists:
-        for rle in rles:
-            size = rle.get("size") if isinstance(rle, dict) else None
-            if isinstance(size, (list, tuple)) and len(size) == 2:
-                try:
-                    return int(size[0]), int(size[1])
-                except (TypeError, ValueError) as exc:
-                    raise PredictionError(f"{path}: {video}: RLE size {size!r} is not [H, W]") from exc
+        for t, rle in enumerate(rles):
+            if rle is not None:
+                return rle_size(rle, f"{path}: {video} frame {t}", PredictionError)
     return None
 
 
@@ -217,9 +199,10 @@ class MaskSource(ABC):
         """(T, H, W) uint8 masks of ``frames``; a missing frame raises unless ``fill_missing`` (zeros)."""
 
     @abstractmethod
-    def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
+    def check_known(self, known: Mapping[str, Iterable[str] | None], dataset: Any = None) -> None:
         """Raise PredictionError if the source holds videos / expressions not in ``known``
-        (``{video: exp_ids}``; ``None`` as exp_ids in the sequence layout)."""
+        (``{video: exp_ids}``; ``None`` as exp_ids in the sequence layout); ``dataset`` (its annotation file) is
+        named in the message."""
 
     def missing_report(self, samples: Iterable[Any]) -> MissingReport:
         """Missing videos, expressions and frames over ``samples`` (objects with ``video``, ``frames`` and,
@@ -290,7 +273,12 @@ class _PngTree(MaskSource):
     def _list(self) -> list[str]: ...
 
     @abstractmethod
-    def _read_bytes(self, rel: str) -> bytes: ...
+    def _read_bytes(self, rel: str, limit: int) -> bytes:
+        """The file's bytes; more than ``limit`` is a PredictionError (read no more than that)."""
+
+    @abstractmethod
+    def _read_head(self, rel: str, n: int) -> bytes:
+        """The file's first ``n`` bytes (a PNG header)."""
 
     @abstractmethod
     def _where(self, rel: str) -> str: ...
@@ -324,32 +312,27 @@ class _PngTree(MaskSource):
                     continue
                 raise PredictionError(f"{self._where(rel)}: prediction PNG missing")
             where = self._where(rel)
-            arr = decode_png(self._read_bytes(rel), where, self.values)
-            if arr.shape != tuple(size):
-                raise PredictionError(f"{where}: PNG is {arr.shape[0]}x{arr.shape[1]} (HxW), the ground truth is "
-                                      f"{size[0]}x{size[1]}")
-            out[t] = arr
+            # the PNG's declared size is checked against the frame's before anything is inflated
+            out[t] = decode_png(self._read_bytes(rel, max_png_bytes(*size)), where, self.values, size)
         return out
 
     def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
-        from PIL import Image, UnidentifiedImageError
-
         folder = self._folder(video, exp_id)
         for frame in frames:
             rel = f"{folder}/{safe_component(frame, 'frame name', self.path)}.png"
             if rel in self._pngs:
-                try:
-                    with Image.open(io.BytesIO(self._read_bytes(rel))) as im:
-                        w, h = im.size
-                except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-                    raise PredictionError(f"{self._where(rel)}: cannot read PNG ({exc})") from exc
+                where = self._where(rel)
+                h, w = png_size(self._read_head(rel, 33), where, PredictionError)
+                if h * w > MAX_FRAME_PIXELS:
+                    raise PredictionError(f"{where}: PNG declares {h}x{w} pixels, more than the "
+                                          f"{MAX_FRAME_PIXELS:,} refbench decodes")
                 return h, w
         return None
 
     def describe(self, video: str, exp_id: str | None, frame: str) -> str:
         return self._where(f"{self._folder(video, exp_id)}/{safe_component(frame, 'frame name', self.path)}.png")
 
-    def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
+    def check_known(self, known: Mapping[str, Iterable[str] | None], dataset: Any = None) -> None:
         if self.layout == "expression":
             allowed = {f"{v}/{e}" for v, exps in known.items() for e in (exps or ())}
         else:
@@ -358,7 +341,8 @@ class _PngTree(MaskSource):
         if bad:
             what = "<video>/<exp_id>" if self.layout == "expression" else "<sequence>"
             raise PredictionError(
-                f"{self._where(bad[0])}: not under a {what} folder of the dataset ({len(bad)} such PNG file(s); "
+                f"{self._where(bad[0])}: not under a {what} folder of the dataset{_of(dataset)} ({len(bad)} such PNG "
+                "file(s); "
                 "unknown video or expression id, or a different folder layout)"
             )
 
@@ -380,12 +364,25 @@ class PngFolderSource(_PngTree):
             out.extend(prefix + f for f in files)
         return out
 
-    def _read_bytes(self, rel: str) -> bytes:
+    def _read_bytes(self, rel: str, limit: int) -> bytes:
         p = self.path / (self.base + rel)
-        try:
-            return p.read_bytes()
-        except OSError as exc:
-            raise PredictionError(f"{p}: cannot read ({exc})") from exc
+        with open_regular(p, PredictionError, "prediction PNG") as fh:  # a FIFO is refused, never waited on
+            try:
+                data = fh.read(limit + 1)
+            except OSError as exc:
+                raise PredictionError(f"{p}: cannot read ({exc.strerror or exc})") from exc
+        if len(data) > limit:
+            raise PredictionError(f"{p}: {len(data) - 1:,}+ bytes, more than a PNG of the frame's size can hold "
+                                  f"({limit:,})")
+        return data
+
+    def _read_head(self, rel: str, n: int) -> bytes:
+        p = self.path / (self.base + rel)
+        with open_regular(p, PredictionError, "prediction PNG") as fh:
+            try:
+                return fh.read(n)
+            except OSError as exc:
+                raise PredictionError(f"{p}: cannot read ({exc.strerror or exc})") from exc
 
     def _where(self, rel: str) -> str:
         return str(self.path / (self.base + rel))
@@ -396,14 +393,17 @@ class PngZipSource(_PngTree):
 
     def __init__(self, path: PathLike, layout: str = "expression", values: str = "grey") -> None:
         path = Path(path)
+        fh = open_regular(path, PredictionError, "prediction zip")
+        self._fh = fh
         try:
-            self._zip = zipfile.ZipFile(path)
-        except (OSError, zipfile.BadZipFile) as exc:
+            self._zip = zipfile.ZipFile(fh)
+        except (OSError, EOFError, ValueError, NotImplementedError, zipfile.BadZipFile) as exc:
+            fh.close()
             raise PredictionError(f"{path}: cannot open zip ({exc})") from exc
         try:
             super().__init__(path, layout, values)
         except BaseException:
-            self._zip.close()
+            self.close()
             raise
 
     def _list(self) -> list[str]:
@@ -420,13 +420,39 @@ class PngZipSource(_PngTree):
                 raise PredictionError(f"{self.path}: unsafe zip member {name!r} ('..', absolute path or backslash)")
             if not name.endswith("/"):
                 out.append("/".join(p for p in parts if p not in ("", ".")))
+        if len(set(out)) != len(out):
+            seen: set[str] = set()
+            dup = next(n for n in out if n in seen or seen.add(n))  # type: ignore[func-returns-value]
+            raise PredictionError(f"{self.path}: zip member {dup!r} appears twice (which one is the prediction?)")
         return out
 
-    def _read_bytes(self, rel: str) -> bytes:
+    def _read_bytes(self, rel: str, limit: int) -> bytes:
+        member = self.base + rel
+        where = f"{self.path}:{member}"
+        try:
+            info = self._zip.getinfo(member)
+            if info.file_size > limit:  # refused before inflating a byte
+                raise PredictionError(f"{where}: zip member inflates to {info.file_size:,} bytes, more than a PNG "
+                                      f"of the frame's size can hold ({limit:,})")
+            with self._zip.open(info) as fh:
+                data = fh.read(limit + 1)  # zipfile also stops at the declared size
+        except PredictionError:
+            raise
+        except (KeyError, OSError, EOFError, zipfile.BadZipFile, RuntimeError, ValueError, NotImplementedError,
+                zlib.error) as exc:
+            raise PredictionError(f"{where}: cannot read zip member ({exc})") from exc
+        if len(data) > limit:
+            raise PredictionError(f"{where}: zip member inflates to more than {limit:,} bytes, more than a PNG of "
+                                  "the frame's size can hold")
+        return data
+
+    def _read_head(self, rel: str, n: int) -> bytes:
         member = self.base + rel
         try:
-            return self._zip.read(member)
-        except (KeyError, OSError, zipfile.BadZipFile, RuntimeError) as exc:
+            with self._zip.open(member) as fh:
+                return fh.read(n)
+        except (KeyError, OSError, EOFError, zipfile.BadZipFile, RuntimeError, ValueError, NotImplementedError,
+                zlib.error) as exc:
             raise PredictionError(f"{self.path}:{member}: cannot read zip member ({exc})") from exc
 
     def _where(self, rel: str) -> str:
@@ -434,6 +460,7 @@ class PngZipSource(_PngTree):
 
     def close(self) -> None:
         self._zip.close()
+        self._fh.close()  # ZipFile leaves a file object it was given open
 
 
 # ----------------------------------------------------------------------------------------------
@@ -452,13 +479,7 @@ class RleJsonSource(MaskSource):
 
     def __init__(self, path: PathLike, keys: Mapping[str, tuple[str, str]]) -> None:
         self.path = Path(path)
-        try:
-            with self.path.open("r", encoding="utf-8") as fh:
-                doc = json.load(fh)
-        except FileNotFoundError as exc:
-            raise PredictionError(f"{self.path}: prediction file not found") from exc
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PredictionError(f"{self.path}: not valid JSON ({exc})") from exc
+        doc = load_json(self.path, PredictionError, "prediction file")
         if not isinstance(doc, dict) or not doc:
             raise PredictionError(f"{self.path}: expected a non-empty object {{video: {{exp_id: [RLE|null]}}}} "
                                   "or {\"<video>_<exp_id>\": [RLE|null]}")
@@ -507,13 +528,13 @@ class RleJsonSource(MaskSource):
     def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
         return _first_rle_size(self.path, video, [self._entries.get((video, exp_id), [])])  # type: ignore[arg-type]
 
-    def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
+    def check_known(self, known: Mapping[str, Iterable[str] | None], dataset: Any = None) -> None:
         sets = {v: set(e or ()) for v, e in known.items()}
         for video, exp_id in self._entries:
             if video not in sets:
-                raise PredictionError(f"{self.path}: video {video!r} is not in the dataset")
+                raise PredictionError(f"{self.path}: video {video!r} is not in the dataset{_of(dataset)}")
             if exp_id not in sets[video]:
-                raise PredictionError(f"{self.path}: expression {video}/{exp_id} is not in the dataset")
+                raise PredictionError(f"{self.path}: expression {video}/{exp_id} is not in the dataset{_of(dataset)}")
 
 
 class RleSequenceSource(MaskSource):
@@ -523,11 +544,7 @@ class RleSequenceSource(MaskSource):
 
     def __init__(self, path: PathLike) -> None:
         self.path = Path(path)
-        try:
-            with self.path.open("r", encoding="utf-8") as fh:
-                doc = json.load(fh)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PredictionError(f"{self.path}: not valid JSON ({exc})") from exc
+        doc = load_json(self.path, PredictionError, "prediction file")
         if not isinstance(doc, dict) or not doc:
             raise PredictionError(f"{self.path}: expected a non-empty object {{seq: {{obj_id: [RLE|null]}}}}")
         self._seqs: dict[str, dict[int, list]] = {}
@@ -576,10 +593,10 @@ class RleSequenceSource(MaskSource):
     def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
         return _first_rle_size(self.path, video, self._seqs.get(video, {}).values())
 
-    def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
+    def check_known(self, known: Mapping[str, Iterable[str] | None], dataset: Any = None) -> None:
         for seq in self._seqs:
             if seq not in known:
-                raise PredictionError(f"{self.path}: sequence {seq!r} is not in the dataset")
+                raise PredictionError(f"{self.path}: sequence {seq!r} is not in the dataset{_of(dataset)}")
 
 
 def missing_error(source: Any, samples: Sequence[Any], where: Any, hint: str,

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from refbench import __version__
+from refbench.errors import RefbenchInputError
 from refbench.adapters.base import Adapter, Frames, GroundingRequest, ImageRequest, RunContext, VideoRequest
 from refbench.runs import dist as D
-from refbench.runs.store import RunStore, Stored, StoreMismatch, part_path, part_paths
+from refbench.runs.store import HeaderMismatch, RunStore, Stored, StoreError, StoreMismatch, part_path, part_paths
 
 Progress = Callable[[int, int], None]
 
@@ -36,7 +37,7 @@ DEFAULT_DATASET = "demo_mevis_val_u"
 DEFAULT_MODEL = "prior"
 
 
-class RunError(RuntimeError):
+class RunError(RefbenchInputError, RuntimeError):
     """A run cannot start or did not finish (the message says why and where)."""
 
 
@@ -209,12 +210,10 @@ def _peak_memory() -> dict[str, float]:
 
 
 def _atomic_json(path: Path, doc: Any, indent: int | None = None) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
+    from refbench.files import atomic_output
+
+    with atomic_output(path, "w", "--out") as fh:
         json.dump(doc, fh, indent=indent, separators=(",", ": ") if indent else (",", ":"), default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def merge_parts(run_dir: Path, header: dict[str, Any], keys: Sequence[str]) -> dict[str, Stored]:
@@ -253,13 +252,13 @@ def write_predictions(task: str, samples: Sequence[Any], stored: dict[str, Store
 
 
 def write_diagnostics(samples: Sequence[Any], task: str, stored: dict[str, Stored], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
+    from refbench.files import atomic_output
+
+    with atomic_output(path, "w", "--out") as fh:
         for s in samples:
             item = stored[sample_key(task, s)]
             fh.write(json.dumps({"sample_id": item.sample_id, "seconds": item.seconds,
                                  "diagnostics": item.diagnostics}, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -272,6 +271,36 @@ _RUN_FILES = ("predictions.json", "diagnostics.jsonl", "summary.json", "per_samp
 
 def default_run_dir(dataset: str, model: str, fingerprint: str) -> Path:
     return Path("runs") / dataset / f"{model}-{fingerprint[:8]}"
+
+
+def _check_run_dir(run_dir: Path, header: dict[str, Any], overwrite: bool) -> None:
+    """Refuse, before anything is written: an ``--out`` that is a file or lies below one, and (unless
+    ``--overwrite``) part files that are corrupt or hold predictions made under another header. Read-only:
+    the parts are opened immutable, so not even SQLite's ``-wal`` / ``-shm`` files appear."""
+    for parent in (run_dir, *run_dir.parents):
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                where = "is" if parent == run_dir else f"lies below {parent}, which is"
+                raise RunError(f"{run_dir}: the run directory {where} not a folder; choose another --out")
+            break
+    if overwrite or not run_dir.is_dir():
+        return
+    for p in part_paths(run_dir):
+        try:
+            RunStore(p, header, immutable=True).close()
+        except HeaderMismatch:
+            raise
+        except StoreError:
+            # an immutable read may catch a concurrent writer's checkpoint half done: ask again with locking
+            RunStore(p, header, readonly=True).close()
+
+
+def _make_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"{run_dir}: cannot create the run directory ({exc.strerror or exc}); choose another "
+                       "--out") from exc
 
 
 def _clear(run_dir: Path) -> None:
@@ -329,27 +358,36 @@ def run(config: RunConfig, progress: Progress | None = None, log: Callable[[str]
               "annotation_sha256": annotation_hash(ann_files, root)}
     run_dir = Path(config.out) if config.out else default_run_dir(card.name, acard.name, fingerprint)
 
+    # Everything that can refuse the run (adapter, fingerprint, the parts' headers, corrupt parts, an --out that
+    # cannot be a folder) is checked before anything in the run directory changes: a refused run leaves an
+    # existing run exactly as it was (its run.json included).
+    _check_run_dir(run_dir, header, config.overwrite)
     if d.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        _make_run_dir(run_dir)
         if config.overwrite:
             _clear(run_dir)
         for stale in D.aborted(run_dir):
             stale.unlink()
-        _write_run_json(run_dir, config, acard, adapter, header, d, status="running", started=t0)
     D.barrier(d)
     # Each rank creates (or reopens) its own part first; after the barrier every part is complete, and their
     # union (all must carry the same header) is what is already done, whatever world size made them.
     store = RunStore(part_path(run_dir, d.rank), header)
     D.barrier(d)
-    done: set[str] = store.done()
-    for p in part_paths(run_dir):
-        if p == part_path(run_dir, d.rank):
-            continue
-        s = RunStore(p, header, readonly=True)
-        try:
-            done |= s.done()
-        finally:
-            s.close()
+    try:
+        done: set[str] = store.done()
+        for p in part_paths(run_dir):
+            if p == part_path(run_dir, d.rank):
+                continue
+            s = RunStore(p, header, readonly=True)
+            try:
+                done |= s.done()
+            finally:
+                s.close()
+    except BaseException:
+        store.close()
+        raise
+    if d.is_main:  # accepted: only now is run.json (re)written
+        _write_run_json(run_dir, config, acard, adapter, header, d, status="running", started=t0)
 
     shards = D.shard_by_video(samples, lambda s: _video_of(task, s), lambda s: _cost(task, s), d.world)
     mine = [samples[i] for i in shards[d.rank]]

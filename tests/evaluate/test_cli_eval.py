@@ -36,7 +36,7 @@ def test_mevis_golden(shared_data, tmp_path):
     # without --missing the absent cows folder is a one-line error naming it
     r = CliRunner().invoke(main, ["eval", "--dataset", "mevis_val_u", "--root", str(tmp_path / "mevis"),
                                  "--pred", str(shared_data / "mevis_golden" / "predictions")])
-    assert r.exit_code == 1 and "cows" in r.output and len(r.output.strip().splitlines()) == 1
+    assert r.exit_code == 2 and "cows" in r.output and len(r.output.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("values,expected", [("official", "expected.json"), ("binary", "expected_binary.json")])
@@ -99,4 +99,4 @@ def test_server_only_dataset_is_refused(tmp_path):
     pred = tmp_path / "p.json"
     pred.write_text("{}")
     r = CliRunner().invoke(main, ["eval", "--dataset", "mevis_val", "--root", str(tmp_path), "--pred", str(pred)])
-    assert r.exit_code == 1 and "not public" in r.output
+    assert r.exit_code == 2 and "not public" in r.output

@@ -154,7 +154,7 @@ def test_uncompressed_rle_decodes(tmp_path: Path) -> None:
     got = preds.mask("a", 3, 4)
     assert got is not None and np.array_equal(got, mask)
     assert preds.is_null("b") and preds.mask("b", 3, 4) is None
-    with pytest.raises(PredictionError, match="run lengths sum"):
+    with pytest.raises(PredictionError, match="runs add up to 3 pixels"):
         RESPredictions(_write(tmp_path / "v.json", {"a": {"size": [3, 4], "counts": [1, 2]}})).mask("a", 3, 4)
 
 

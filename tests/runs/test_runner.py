@@ -125,15 +125,15 @@ def test_limit_then_resume_equals_a_fresh_run(demo_env, tmp_path):
 def test_changed_fingerprint_is_refused(demo_env, tmp_path):
     _run("--model", "prior", "--out", "x", "--no-leaderboard")
     r = CliRunner().invoke(main, ["run", "--model", "prior", "--out", "x", "--model-arg", "grid=16"])
-    assert r.exit_code == 1
-    assert "StoreMismatch" in r.output and "fingerprint: stored" in r.output and "--overwrite" in r.output
+    assert r.exit_code == 2
+    assert "Mismatch" not in r.output and "fingerprint: stored" in r.output and "--overwrite" in r.output
     r = CliRunner().invoke(main, ["run", "--model", "prior", "--out", "x", "--model-arg", "grid=16", "--overwrite",
                                   "--no-leaderboard"])
     assert r.exit_code == 0 and "15 predicted, 0 reused" in r.output
     r = CliRunner().invoke(main, ["run", "--model", "nope"])
-    assert r.exit_code == 1 and "unknown model 'nope'" in r.output
+    assert r.exit_code == 2 and "unknown model 'nope'" in r.output
     r = CliRunner().invoke(main, ["run", "--model", "oracle", "--dataset", "demo_mevis_val"])
-    assert r.exit_code == 1 and "does not make public" in r.output
+    assert r.exit_code == 2 and "does not make public" in r.output
 
 
 def test_no_public_gt_ends_in_a_submission_zip(demo_env, tmp_path):
@@ -287,9 +287,9 @@ def test_eval_rescores_a_run_with_another_protocol(demo_env, tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads(Path("tan.json").read_text())["protocol"] == "2d-tan"
     r = CliRunner().invoke(main, ["eval", "--run", str(tmp_path)])
-    assert r.exit_code == 1 and "run.json: not a refbench run" in r.output
+    assert r.exit_code == 2 and "run.json: not a refbench run" in r.output
     r = CliRunner().invoke(main, ["eval", "--dataset", "demo_charades_test"])
-    assert r.exit_code == 1 and "give --dataset and --pred, or --run DIR" in r.output
+    assert r.exit_code == 2 and "give --dataset and --pred, or --run DIR" in r.output
 
 
 def test_frames_are_prefetched_while_the_model_works(demo_env, tmp_path, monkeypatch):
