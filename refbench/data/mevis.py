@@ -100,13 +100,19 @@ def frames_of(video: str, data: Any, path: PathLike) -> tuple[str, ...]:
 
 
 def _id_list(value: Any, video: str, exp_id: str, key: str, path: PathLike) -> list:
+    """An id or a list of ids (ints or strings; never floats, booleans or nested values)."""
     if value is None:
         return []
-    if isinstance(value, (str, int)):
-        return [value]
-    if isinstance(value, list):
-        return value
-    raise DatasetError(f"{path}: expression {video}/{exp_id} has a malformed {key!r}: {value!r}")
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (str, int)):
+            raise DatasetError(f"{path}: expression {video}/{exp_id} has a malformed {key!r}: {_short(value)}")
+    return values
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _optional_int(value: Any) -> int | None:
@@ -222,7 +228,7 @@ class _RleVideoLoader:
                     objs = _id_list(exp.get("obj_id"), video, exp_id, "obj_id", src)
                     try:
                         obj_ids = tuple(int(o) for o in objs)
-                    except (TypeError, ValueError) as exc:
+                    except (TypeError, ValueError, OverflowError) as exc:
                         raise DatasetError(f"{src}: expression {video}/{exp_id} has a non-integer obj_id") from exc
                     type_id = exp.get("type_id")
                     out.append(
@@ -278,7 +284,8 @@ class _RleVideoLoader:
         if paths and paths[0].is_file():
             return image_size(paths[0])
         raise DatasetError(
-            f"{self.mask_dict_path}: cannot tell the frame size of {sample.key}: every RLE is null and "
+            f"{self.mask_dict_path}: cannot tell the frame size of {sample.key} ({self.meta_path}): every RLE is "
+            "null and "
             f"{paths[0] if paths else self.frames_dir / sample.video} is missing"
         )
 
@@ -289,7 +296,7 @@ class _RleVideoLoader:
         per_anno = []
         for aid in sample.anno_ids:
             if aid not in masks:
-                raise DatasetError(f"{src}: anno_id {aid!r} of {sample.key} is missing")
+                raise DatasetError(f"{src}: anno_id {aid!r} of {sample.key} (listed in {self.meta_path}) is missing")
             rles = masks[aid]
             if not isinstance(rles, list) or len(rles) != len(sample.frames):
                 n = len(rles) if isinstance(rles, list) else "no"
@@ -339,7 +346,8 @@ class _RleVideoLoader:
                             continue
                         seen.add((aid, len(s.frames)))
                         if aid not in masks:
-                            problems.append(f"{self.mask_dict_path}: anno_id {aid!r} of {s.key} is missing")
+                            problems.append(f"{self.mask_dict_path}: anno_id {aid!r} of {s.key} (listed in "
+                                            f"{self.meta_path}) is missing")
                             continue
                         rles = masks[aid]
                         if not isinstance(rles, list):

@@ -47,6 +47,10 @@ GTStyle = Literal["lisa", "sa2va", "binary"]
 DEFAULT_SPLIT_BY: dict[str, str] = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd", "refclef": "unc"}
 
 _GT_STYLES = ("lisa", "sa2va", "binary")
+#: the largest image side an instances file may declare, and the largest polygon coordinate (pycocotools
+#: rasterises polygons in C integers: beyond this its arithmetic overflows)
+_MAX_SIDE = 1 << 15
+_MAX_COORD = 1 << 20
 
 
 # ----------------------------------------------------------------------------------------------
@@ -121,10 +125,10 @@ def load_instances(path: PathLike) -> dict[str, Any]:
             raise ValueError(f"{path}: COCO instances file has no '{key}' list")
     for i, im in enumerate(data["images"]):
         ok = (isinstance(im, dict) and type(im.get("id")) is int and isinstance(im.get("file_name"), str)
-              and all(type(im.get(k)) is int and im[k] > 0 for k in ("height", "width")))
+              and all(type(im.get(k)) is int and 0 < im[k] <= _MAX_SIDE for k in ("height", "width")))
         if not ok:
-            raise ValueError(f"{path}: images[{i}] is not {{'id': int, 'file_name': str, 'height': int > 0, "
-                             f"'width': int > 0}}")
+            raise ValueError(f"{path}: images[{i}] is not {{'id': int, 'file_name': str, 'height': int in [1, "
+                             f"{_MAX_SIDE}], 'width': int in [1, {_MAX_SIDE}]}}")
     for i, ann in enumerate(data["annotations"]):
         if not (isinstance(ann, dict) and type(ann.get("id")) is int):
             raise ValueError(f"{path}: annotations[{i}] has no integer 'id'")
@@ -189,8 +193,10 @@ def _rle_list(segmentation: Any, height: int, width: int, where: str) -> list[di
         # Polygons (a part of exactly 4 numbers is read as a box by frPyObjects: same as the official code).
         for k, part in enumerate(segmentation):
             if len(part) < 4 or len(part) % 2 or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in part):
-                raise ValueError(f"{where}: polygon {k} is not an even list of at least 4 finite coordinates")
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    and abs(v) <= _MAX_COORD for v in part):
+                raise ValueError(f"{where}: polygon {k} is not an even list of at least 4 coordinates within "
+                                 f"+-{_MAX_COORD}")
         return mask_utils.frPyObjects(segmentation, height, width)
     rles = []
     for k, rle in enumerate(segmentation):
