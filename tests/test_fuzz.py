@@ -517,6 +517,9 @@ def run_fuzz(shared: Path, tmp: Path, per_file: int, seed: int) -> Counter:
                 except AssertionError as exc:
                     failures.append(str(exc).split("\nassert")[0])
         shutil.rmtree(work)
+    if os.environ.get("REFBENCH_FUZZ_REPORT"):  # the outcome of every kind of mutant, for the closing note
+        Path(os.environ["REFBENCH_FUZZ_REPORT"]).write_text(
+            "\n".join(f"{m}\t{o}\t{n}" for (m, o), n in sorted(tally.items())) + "\n")
     assert not failures, f"{len(failures)} mutant(s) failed:\n" + "\n".join(failures)
     return tally
 
