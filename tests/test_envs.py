@@ -46,7 +46,8 @@ def test_missing_environment_names_env_create(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["run", "--model", "momentseg", "--no-leaderboard"])
     assert r.exit_code == 1 and r.output.startswith("Error: model momentseg-3b needs transformers==4.51.3")
     assert "EnvError" not in r.output and len(r.output.strip().splitlines()) == 1
-    assert spec_for("momentseg")[0].name == "momentseg" and spec_for("sa2va-latest")[0].pins == ("transformers==4.57.0",)
+    assert spec_for("momentseg")[0].name == "momentseg"
+    assert spec_for("sa2va-latest")[0].pins == ("transformers==4.57.0",)
     with pytest.raises(EnvError, match="unknown model or environment 'momentsegg'"):
         spec_for("momentsegg")
     with pytest.raises(EnvError, match="needs no environment of its own"):

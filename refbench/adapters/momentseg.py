@@ -57,7 +57,8 @@ FIND_PROMPT = ("<video>\nHere is a low-resolution video you can refer to. Can yo
                "text query '{}' in this video")
 SEG_PROMPT = "<video>\nThis is a low-resoluton video. <image>\nPlease segment {} in this video."
 #: ``evaluation/dataset/TVG.py``
-TSG_PROMPT = "<video>\nThis is a low-resolution video. Can you find the key frames range of the text query '{}' in this video?"
+TSG_PROMPT = ("<video>\nThis is a low-resolution video. Can you find the key frames range of the text query '{}' in "
+              "this video?")
 #: ``evaluation/dataset/RES.py::get_questions``
 RES_PROMPT = "<image>\n Please segment {} in this image."
 
@@ -149,8 +150,9 @@ class MomentSegAdapter(Adapter):
             self._knobs = {"task": task, **want}
         elif any(self._knobs.get(a) != v for a, v in want.items() if a in self._knobs) or \
                 any(a not in self._knobs for a in want):
-            raise AdapterError(f"model {self.name}: the remote code fixed its preprocessor on the first {self._knobs['task']} "
-                               f"call; a {task} request needs other pixel limits: use a new run (process) per task")
+            first = self._knobs["task"]
+            raise AdapterError(f"model {self.name}: the remote code fixed its preprocessor on the first {first} call; "
+                               f"a {task} request needs other pixel limits: use a new run (process) per task")
         return want
 
     # -- predictions ------------------------------------------------------------------------------------

@@ -37,7 +37,6 @@ import contextlib
 import inspect
 import sys
 import time
-from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np

@@ -39,7 +39,8 @@ def _bright(img) -> np.ndarray:
 
 def test_prompts_of_the_official_eval():
     assert video_prompt("the red car") == "<image>\nPlease segment the red car."
-    assert video_prompt("which car is moving?") == "<image>\n which car is moving? Please respond with a segmentation mask."
+    assert video_prompt("which car is moving?") == (
+        "<image>\n which car is moving? Please respond with a segmentation mask.")
     assert video_prompt("which car is moving?", "v1") == "which car is moving?"
     assert IMAGE_PROMPT.format("the dog") == "<image>\n Please segment the dog in this image."
 
