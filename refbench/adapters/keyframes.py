@@ -6,7 +6,8 @@
 * ``uniform`` -- ``k`` frames spread over the whole video, first and last included:
   ``round(i * (T - 1) / (k - 1))`` for ``i = 0 .. k-1`` (half up), in temporal order. This is the change that won
   the PVUW 2025 MeViS track with Sa2VA and that Sa2VA's own report describes as long-interleaved key frames; the
-  Sa2VA model card's video example samples its 5 frames the same way before calling the model.
+  Sa2VA model card's video example also spreads 5 frames over the video before calling the model (with an
+  integer step, so its indices can differ from these by one; bytedance/Sa2VA#20).
 
 Both return every frame when ``T <= k``. Indices are ints in ``[0, T)``, strictly increasing.
 """

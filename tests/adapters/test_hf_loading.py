@@ -165,3 +165,42 @@ def test_cards_sharing_an_environment_agree():
     for env, cards in env_cards().items():
         specs = {json.dumps(c.environment.to_dict(), sort_keys=True) for c in cards}
         assert len(specs) == 1, f"cards of environment {env} disagree on it"
+
+
+@needs_transformers
+def test_transformers_5_breakage_is_a_clear_error(stubs, monkeypatch):
+    """Remote classes that never call post_init fail on transformers 5 with AttributeError 'all_tied_weights_keys'
+    (ADAPTERS.md 5.4); refbench names the cause and the environment instead."""
+    import transformers
+
+    def broken(*a, **kw):
+        raise AttributeError("'Sa2VAChatModel' object has no attribute 'all_tied_weights_keys'")
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", broken)
+    with pytest.raises(AdapterError, match=r"never calls post_init, which transformers 5 needs\); use its "
+                                           r"environment: refbench env create sa2va-4b"):
+        hf.load_model("sa2va-4b", stubs["internvl"], dtype="bfloat16", device="cpu")
+
+
+def test_only_download_true_fetches(monkeypatch, tmp_path):
+    """Without download=true the hub is asked with local_files_only=True only; with it, one real fetch."""
+    import huggingface_hub
+
+    calls = []
+
+    def fake(repo, revision=None, local_files_only=False, **kw):
+        calls.append((repo, revision, local_files_only))
+        if local_files_only:
+            raise huggingface_hub.errors.LocalEntryNotFoundError("not cached")
+        d = tmp_path / "snapshots" / SHA
+        d.mkdir(parents=True, exist_ok=True)
+        return str(d)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake)
+    card = adapter_card("sa2va-8b")
+    with pytest.raises(AdapterError, match="not in the Hugging Face cache"):
+        hf.resolve_checkpoint(card.name, card.weights, {})
+    assert calls == [("ByteDance/Sa2VA-8B", None, True)]
+    path, prov = hf.resolve_checkpoint(card.name, card.weights, {"download": True})
+    assert calls[1:] == [("ByteDance/Sa2VA-8B", None, True), ("ByteDance/Sa2VA-8B", None, False)]
+    assert prov == {"source": "hf-download", "repo": "ByteDance/Sa2VA-8B", "revision": SHA}
