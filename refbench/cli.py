@@ -410,12 +410,126 @@ def models_list(task: str | None) -> None:
     """List adapter cards (reads YAML and entry-point metadata only)."""
     from refbench.adapters.registry import list_models
 
-    click.echo(f"{'name':<14} {'tasks':<16} {'pixels':<7} {'extra':<10} title")
+    click.echo(f"{'name':<20} {'tasks':<16} {'pixels':<7} {'env':<13} title")
     for c in list_models():
         if task and c.tasks and task not in c.tasks:
             continue
         tasks = ",".join(c.tasks) or "?"
-        click.echo(f"{c.name:<14} {tasks:<16} {'yes' if c.needs_pixels else 'no':<7} {c.extra or '-':<10} {c.title}")
+        env = c.environment.name if c.environment else "-"
+        click.echo(f"{c.name:<20} {tasks:<16} {'yes' if c.needs_pixels else 'no':<7} {env:<13} {c.title}")
+        for alias in c.aliases:
+            click.echo(f"{alias:<20} {'(alias of ' + c.name + ')'}")
+
+
+@models_group.command("show")
+@click.argument("name")
+@_fail_cleanly
+def models_show(name: str) -> None:
+    """Print model NAME's card: options (default, type or allowed values, doc), weights, environment, status."""
+    from refbench.adapters.registry import adapter_card
+    from refbench.envs import env_dir, env_python, unmet_pins
+
+    c = adapter_card(name)
+    alias = f" (alias {name})" if name != c.name else ""
+    click.echo(f"{c.name}{alias}: {c.title}")
+    click.echo(f"  code: {c.code}")
+    click.echo(f"  tasks: {', '.join(c.tasks)}")
+    if c.aliases:
+        click.echo(f"  aliases: {', '.join(c.aliases)}")
+    if c.status:
+        click.echo(f"  status: {c.status}")
+    if c.trust_remote_code:
+        click.echo("  trust_remote_code: true (runs the Python code shipped in the checkpoint; its sha256 is in the "
+                   "fingerprint)")
+    if c.weights:
+        w = c.weights
+        for key in ("hub", "modelscope", "base_model"):
+            if w.get(key):
+                click.echo(f"  weights.{key}: {w[key]}")
+        click.echo(f"  weights.revision: {w.get('revision') or 'not pinned'}"
+                   + (f" ({w['revision_note']})" if w.get("revision_note") else ""))
+    if c.environment:
+        e = c.environment
+        here = unmet_pins(e)
+        click.echo(f"  environment: {e.name} (python {e.python or 'any'}; pins {', '.join(e.pins) or '-'})")
+        click.echo(f"    packages: {', '.join(e.packages) or '-'}" + (f"; optional: {', '.join(e.optional)}"
+                                                                       if e.optional else ""))
+        where = ("this Python (pins met)" if not here else
+                 f"{env_dir(e.name)}" + ("" if env_python(e.name).exists() else
+                                          f" (missing: refbench env create {c.name})"))
+        click.echo(f"    runs in: {where}")
+    if c.reported:
+        src = c.reported.get("source") if isinstance(c.reported, dict) else c.reported
+        click.echo(f"  reported numbers: {src}")
+    click.echo("  options:")
+    for key, spec in c.specs.items():
+        flag = "" if spec.output else " [not in fingerprint]"
+        click.echo(f"    {key} = {spec.default!r}  ({spec.allowed()}){flag}")
+        if spec.doc:
+            click.echo(f"        {spec.doc}")
+    if c.notes:
+        click.echo(f"  notes: {c.notes}")
+
+
+@main.group("env")
+def env_group() -> None:
+    """Per-model Python environments (models pin incompatible transformers versions)."""
+
+
+@env_group.command("create")
+@click.argument("name")
+@click.option("--torch", "torch_req", help="torch requirement(s) to install (default: this Python's torch version, "
+              "e.g. 'torch==2.6.0+cu124').")
+@click.option("--torch-index-url", help="Extra index for torch builds (e.g. https://download.pytorch.org/whl/cu124).")
+@click.option("--find-links", multiple=True, help="Local wheel folder (repeatable); PIP_FIND_LINKS is passed on too.")
+@click.option("--minimal", is_flag=True, help="Only torch, the pinned packages and refbench (enough for the offline "
+              "stub tests; the real remote code needs the card's packages too).")
+@click.option("--python", "python", help="Base interpreter of the environment (default: this one).")
+@click.option("--installer", type=click.Choice(["auto", "uv", "pip"]), default="auto", show_default=True)
+@click.option("--force", is_flag=True, help="Rebuild an existing environment.")
+@_fail_cleanly
+def env_create(name, torch_req, torch_index_url, find_links, minimal, python, installer, force) -> None:
+    """Build the environment model NAME's card names (or environment NAME), with refbench installed in it."""
+    from refbench.envs import create
+
+    rep = create(name, torch=torch_req, torch_index_url=torch_index_url, find_links=find_links, minimal=minimal,
+                 python=python, installer=installer, force=force, log=lambda m: click.echo(m, err=True))
+    click.echo(f"environment {rep.name}: {rep.path} ({rep.installer}, {rep.seconds:.1f} s; "
+               f"{', '.join(rep.requirements)})")
+
+
+@env_group.command("list")
+@_fail_cleanly
+def env_list() -> None:
+    """The environments the cards name, whether each exists, and which models use it."""
+    from refbench.envs import list_envs
+
+    click.echo(f"{'environment':<14} {'state':<10} {'pins':<22} models / path")
+    for row in list_envs():
+        state = "here" if row["here"] else ("built" if row["exists"] else "missing")
+        if row["exists"] and row.get("minimal"):
+            state += "*"
+        click.echo(f"{row['name']:<14} {state:<10} {', '.join(row['pins']):<22} {', '.join(row['cards'])}")
+        click.echo(f"{'':<14} {'':<10} {'':<22} {row['path']}")
+    click.echo("(here: this Python has the pins; built*: built with --minimal)")
+
+
+@env_group.command("check")
+@click.argument("name")
+@_fail_cleanly
+def env_check(name) -> None:
+    """Check that environment NAME (or model NAME's) imports torch, transformers and refbench at the pinned versions."""
+    from refbench.envs import check
+
+    rep = check(name)
+    for w in rep.warnings:
+        click.echo(f"warning: {w}")
+    if not rep.ok:
+        for p in rep.problems:
+            click.echo(f"problem: {p}")
+        raise RefbenchError(f"environment {rep.name}: {len(rep.problems)} problem(s)")
+    vs = ", ".join(f"{k} {v}" for k, v in rep.versions.items() if v)
+    click.echo(f"environment {rep.name}: ok ({rep.path}; python {rep.python}; {vs})")
 
 
 def _from_run(run_dir: str, dataset: str | None, root: str | None, pred: str | None) -> tuple[str, str | None, str]:

@@ -5,7 +5,8 @@
 
     mevis/{train,valid_u}/{meta_expressions.json, mask_dict.json, JPEGImages/<video>/<frame>.jpg}
     mevis/valid/{meta_expressions.json, JPEGImages/<video>/<frame>.jpg}          (no public GT, like MeViS valid)
-    charades_sta/charades_sta_{train,test}.txt, Charades_v1_{train,test}.csv    (no videos)
+    charades_sta/charades_sta_{train,test}.txt, Charades_v1_{train,test}.csv
+    charades_sta/videos/<vid>.mp4                                                (test split only, 4 fps, 64x48)
     refer_seg/refcoco/{refs(unc).p, instances.json}, refer_seg/images/train2014/<file_name>
     DEMO_VERSION                                                                 (written last: the build is complete)
 
@@ -19,7 +20,8 @@ so the real loaders (:class:`~refbench.data.mevis.MevisLoader`, :class:`~refbenc
   Masks are the *visible* pixels (later objects drawn on top), one COCO RLE per frame or ``null`` when the object
   is out of view or hidden. Schema as MeViS ``meta_expressions.json`` / ``mask_dict.json``.
 * Charades-STA: ``<vid> <start> <end>##<sentence>`` lines; moments start early in the video far more often than
-  late (a skewed prior a blind baseline can learn), durations in the csv's ``length`` column.
+  late (a skewed prior a blind baseline can learn), durations in the csv's ``length`` column. The test videos
+  (MPEG-4 at 4 fps, written with PyAV's bit-exact flags) show a white square while one of their moments is on.
 * RefCOCO (unc): images of three shapes each, COCO polygon segmentations, refs with one to three sentences;
   splits ``train`` and ``val``.
 
@@ -55,7 +57,7 @@ import numpy as np
 from refbench.errors import RefbenchInputError
 
 #: Bump when anything written changes: a folder built by another version is rebuilt.
-DEMO_FORMAT = 1
+DEMO_FORMAT = 2  # 2: Charades-STA test videos
 MARKER = "DEMO_VERSION"
 #: What a demo folder holds (a folder with anything else is never deleted).
 DEMO_ENTRIES = ("mevis", "charades_sta", "refer_seg", MARKER)
@@ -422,6 +424,55 @@ def _write_charades(out: _Writer, prefix: str = "charades_sta") -> None:
             rows.append(f'{vid},DEMO,{scene},7,7,Yes,"{script}",,,,{duration:.2f}')
         out.write(f"{prefix}/charades_sta_{split}.txt", ("\n".join(lines) + "\n").encode("utf-8"))
         out.write(f"{prefix}/Charades_v1_{split}.csv", ("\n".join([_CSV_HEAD] + rows) + "\n").encode("utf-8"))
+        if split == "test":  # videos for the pixel-reading grounding adapters (the train split needs none)
+            for row in rows:
+                vid, duration = row.split(",")[0], float(row.rsplit(",", 1)[1])
+                spans = [(float(ln.split()[1]), float(ln.split()[2].split("##")[0])) for ln in lines
+                         if ln.split()[0] == vid]
+                out.write(f"{prefix}/videos/{vid}.mp4", _tsg_video(vid, duration, spans))
+
+
+#: demo TSG videos: small, at a frame rate that is not 1 so that 1-fps sampling is exercised
+TSG_VIDEO_SIZE = (48, 64)  # (H, W)
+TSG_VIDEO_FPS = 4
+
+
+def _tsg_video(vid: str, duration: float, spans: list[tuple[float, float]]) -> bytes:
+    """An MPEG-4 part 2 video of ``duration`` s at :data:`TSG_VIDEO_FPS` fps: a textured background with a bar whose
+    position encodes the time, and a white square while any of the video's annotated moments is on. Encoded
+    single-threaded with FFmpeg's bit-exact flags (PyAV), so a rebuild with the same PyAV gives the same bytes."""
+    import tempfile
+    from fractions import Fraction
+
+    import av
+
+    h, w = TSG_VIDEO_SIZE
+    rng = _Rng("charades-video", vid)
+    bg = _background(rng, h, w)
+    n = max(1, int(duration * TSG_VIDEO_FPS))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "v.mp4")
+        container = av.open(path, "w", format="mp4", options={"fflags": "+bitexact"})
+        stream = container.add_stream("mpeg4", rate=Fraction(TSG_VIDEO_FPS, 1))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.thread_count = 1
+        stream.codec_context.options = {"flags": "+bitexact", "threads": "1", "qscale": "4"}
+        for i in range(n):
+            t10 = (i * 10) // TSG_VIDEO_FPS  # tenths of a second, integer arithmetic
+            img = bg.copy()
+            x = (t10 * (w - 4)) // max(1, int(duration * 10))
+            img[h - 6:h - 2, x:x + 4] = (20, 20, 20)
+            if any(int(s * 10) <= t10 <= int(e * 10) for s, e in spans):
+                img[8:24, 24:40] = (255, 255, 255)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        container.close()
+        with open(path, "rb") as fh:
+            return fh.read()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -177,7 +177,12 @@ def spec_from_card(name: str, raw: Any, where: str) -> OptionSpec:
 UNIVERSAL = {
     "batch_size": OptionSpec("batch_size", 1, "int", min=1, max=1_000_000, doc="requests per batch", output=False),
     "python": OptionSpec("python", None, "path", nullable=True,
-                         doc="run the adapter in a worker process under this interpreter", output=False),
+                         doc="run the adapter in a worker process under this interpreter (default: this one when "
+                             "it has the card's pinned packages, else the card's environment; refbench env)",
+                         output=False),
+    "ignore_pins": OptionSpec("ignore_pins", False, "bool",
+                              doc="run in this interpreter even when its packages differ from the card's pins "
+                                  "(unsupported; the versions are in the fingerprint and run.json)", output=False),
 }
 
 

@@ -486,6 +486,9 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
     write_predictions(task, samples, stored, pred_path)
     write_diagnostics(samples, task, stored, run_dir / "diagnostics.jsonl")
     partial = config.limit is not None and len(samples) < len(loader.samples())
+    flags = count_flags(stored.values())
+    for name, n in sorted(flags.items()):
+        result.notes.append(f"{name}: {n} of {len(samples)} samples (adapter flag; see diagnostics.jsonl)")
     eval_summary = None
     if card.has_public_gt:
         from refbench.evaluate.run import evaluate, format_table, write_csv, write_json
@@ -495,7 +498,7 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
                                      device=D.device_for(d, config.device), loader=sub,
                                      annotation_sha256=header["annotation_sha256"])
         eval_summary["run"] = {"model": acard.name, "fingerprint": header["fingerprint"], "run_dir": str(run_dir),
-                               "samples": len(samples), "partial": partial}
+                               "samples": len(samples), "partial": partial, "flags": flags}
         write_json(eval_summary, run_dir / "summary.json")
         write_csv(res.per_sample, run_dir / "per_sample.csv")
         result.summary = eval_summary
@@ -523,9 +526,20 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
         result.notes.append(f"submission zip: {rep.path} ({rep.frames} frames of {rep.expressions} expressions)"
                             + (f"; upload it to {where}" if where else ""))
     _write_run_json(run_dir, config, acard, adapter, header, d, status="done", started=t0,
-                    extra={"samples": len(samples), "partial": partial,
+                    extra={"samples": len(samples), "partial": partial, "flags": flags,
                            "metrics": eval_summary["metrics"] if eval_summary else None,
                            "submission": str(result.submission) if result.submission else None})
+
+
+def count_flags(items: Any) -> dict[str, int]:
+    """``{flag: samples}`` over stored predictions whose diagnostics carry ``flags`` (e.g. ``no_seg``: the model
+    generated no ``[SEG]``, so the prediction is empty or null)."""
+    out: dict[str, int] = {}
+    for item in items:
+        diag = item.diagnostics if isinstance(item.diagnostics, dict) else {}
+        for f in diag.get("flags") or ():
+            out[str(f)] = out.get(str(f), 0) + 1
+    return out
 
 
 _SAMPLE_COUNT_KEYS = {"refvos": ("expressions",), "tsg": ("queries",), "res": ("sentences", "images")}
