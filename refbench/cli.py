@@ -527,7 +527,7 @@ def env_check(name) -> None:
     if not rep.ok:
         for p in rep.problems:
             click.echo(f"problem: {p}")
-        raise RefbenchError(f"environment {rep.name}: {len(rep.problems)} problem(s)")
+        raise CheckFailed(f"environment {rep.name}: {len(rep.problems)} problem(s)")
     vs = ", ".join(f"{k} {v}" for k, v in rep.versions.items() if v)
     click.echo(f"environment {rep.name}: ok ({rep.path}; python {rep.python}; {vs})")
 

@@ -44,7 +44,7 @@ def test_missing_environment_names_env_create(tmp_path, monkeypatch):
                                        r"`refbench env create momentseg-3b`"):
         worker_python(card)
     r = CliRunner().invoke(main, ["run", "--model", "momentseg", "--no-leaderboard"])
-    assert r.exit_code == 1 and r.output.startswith("Error: model momentseg-3b needs transformers==4.51.3")
+    assert r.exit_code == 2 and r.output.startswith("Error: model momentseg-3b needs transformers==4.51.3")
     assert "EnvError" not in r.output and len(r.output.strip().splitlines()) == 1
     assert spec_for("momentseg")[0].name == "momentseg"
     assert spec_for("sa2va-latest")[0].pins == ("transformers==4.57.0",)
@@ -74,4 +74,4 @@ def test_env_check_of_a_missing_environment(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["env", "check", "sa2va-4b"])
     assert r.exit_code == 1 and "problem: " in r.output and "refbench env create sa2va-legacy" in r.output
     r = CliRunner().invoke(main, ["env", "create", "sa2va-4b", "--python", str(tmp_path / "nope")])
-    assert r.exit_code == 1 and "cannot run it" in r.output
+    assert r.exit_code == 2 and "cannot run it" in r.output

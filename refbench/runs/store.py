@@ -205,7 +205,8 @@ class RunStore:
     def _row(self, row: tuple) -> Stored:
         try:
             payload, diagnostics = json.loads(row[2]), json.loads(row[3])
-            if not isinstance(row[0], str) or not isinstance(payload, dict):
+            # a RES payload may be null: the adapter found no mask (scored by the protocol's null rule)
+            if not isinstance(row[0], str) or not (isinstance(payload, dict) or payload is None):
                 raise ValueError("not a sample id and a JSON object")
             return Stored(row[0], str(row[1]), payload, diagnostics, float(row[4]))
         except (ValueError, TypeError, RecursionError) as exc:

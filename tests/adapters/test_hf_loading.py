@@ -135,7 +135,7 @@ def test_cards_aliases_and_show():
     assert "weights.revision: not pinned (the HF weights (and model-card numbers) changed on 2025-09-08" in text
     assert "trust_remote_code: true" in text and "status:" in text and "reported numbers:" in text
     bad = CliRunner().invoke(main, ["models", "show", "sa2vaa"])
-    assert bad.exit_code == 1 and "did you mean sa2va" in bad.output
+    assert bad.exit_code == 2 and "did you mean sa2va" in bad.output
 
 
 def test_card_validation(tmp_path):
