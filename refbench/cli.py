@@ -142,7 +142,10 @@ def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out,
                                    progress=bar, **options)
     finally:
         bar.close()
-    click.echo(format_table(result, dataset))
+    partial = summary["partial_reasons"]
+    click.echo(format_table(result, dataset, partial))
+    if partial:
+        click.echo(f"warning: partial evaluation, not the official {dataset} score: " + "; ".join(partial), err=True)
     if json_out:
         write_json(summary, json_out)
         click.echo(f"summary: {json_out}")

@@ -630,7 +630,7 @@ DEMO_SCORED: tuple[str, ...] = ("demo_mevis_val_u", "demo_charades_test", "demo_
 #: The demo split whose ground truth is private, like MeViS valid: a run of it ends in a submission zip.
 DEMO_SUBMISSION = "demo_mevis_val"
 #: (dataset card, model) in the order :func:`run_demo` runs them. The oracle is the sanity row: every
-#: protocol must score it 100 (J&F 1.0, mIoU 100.0, cIoU 1.0 in the summaries' own scales).
+#: protocol must score it 100 (J&F, mIoU, cIoU 100.0, all in percent like every summary).
 DEMO_RUNS: tuple[tuple[str, str], ...] = tuple(
     (ds, m) for ds in DEMO_SCORED for m in ("prior", "oracle")
 ) + ((DEMO_SUBMISSION, "prior"),)
@@ -646,13 +646,11 @@ class DemoRun:
     leaderboard: str  # "appended", "present" (already there from an earlier demo), "off", "none" (no public GT)
 
     def line(self) -> str:
-        """One compact line: model, dataset, headline metrics in the summary's scale (or the zip), reuse."""
+        """One compact line: model, dataset, headline metrics in percent (or the zip), reuse."""
         r = self.result
         if r.summary is not None:
-            scale = r.summary.get("scale", "")
-            digits = 4 if scale == "fraction" else 2
-            shown = "  ".join(f"{k} {v:.{digits}f}" for k, v in _headline(r.summary["metrics"]))
-            what = f"{shown}  ({scale})"
+            shown = "  ".join(f"{k} {v:.2f}" for k, v in _headline(r.summary["metrics"]))
+            what = f"{shown}  (percent)"
         elif r.submission is not None:
             import zipfile
 

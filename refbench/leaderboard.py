@@ -4,7 +4,7 @@ One CSV per task family (``refvos.csv``, ``tsg.csv``, ``res.csv``, ``vos.csv``) 
 :data:`COLUMNS`. ``reported`` rows are numbers published by the authors or a challenge report, each with a
 citable ``source``; ``reproduced`` rows come from refbench runs (:func:`rows_from_summary`,
 :func:`append_rows`) and carry the run id, refbench version, date and a fingerprint. Values are always
-percent (0-100), whatever scale the official script prints.
+percent (0-100), the scale of refbench's summaries (:mod:`refbench.evaluate.result`).
 
 The packaged leaderboards live in the checkout's ``leaderboards/`` folder, or in ``refbench/_cards/leaderboards``
 inside a wheel; ``$REFBENCH_LEADERBOARD`` and ``--dir`` add user folders (see :func:`leaderboard_dirs`).
@@ -439,9 +439,10 @@ def rows_from_summary(
 ) -> list[Row]:
     """Reproduced rows from a refbench summary (the dict :func:`refbench.evaluate.run.evaluate` returns).
 
-    ``summary`` needs ``dataset``, ``protocol``, ``metrics`` {name: value}, ``scale`` ("fraction" or
-    "percent") and ``provenance`` {``refbench_version``, ``date``}. Fractions are turned into percent
-    (value * 100). By default the headline metrics present (:data:`HEADLINE_METRICS`) and the ReVOS
+    ``summary`` needs ``dataset``, ``protocol``, ``metrics`` {name: value} in percent, ``scale`` ("percent")
+    and ``provenance`` {``refbench_version``, ``date``}; a summary written before the one-scale change
+    (``scale`` "fraction") is refused with a line saying how to rescore it. By default the headline metrics
+    present (:data:`HEADLINE_METRICS`) and the ReVOS
     per-category values (``"J&F (referring)"``, ...) are kept, in the summary's order; ``metrics`` names
     others explicitly. ``source`` is the run directory or commit.
     """
@@ -449,9 +450,11 @@ def rows_from_summary(
         if key not in summary:
             raise ValueError(f"summary has no {key!r}")
     scale = summary["scale"]
-    if scale not in ("fraction", "percent"):
-        raise ValueError(f"summary scale {scale!r} is neither 'fraction' nor 'percent'")
-    factor = 100.0 if scale == "fraction" else 1.0
+    if scale == "fraction":
+        raise ValueError(f"summary of {summary.get('dataset')!r} was written on the old fraction scale (before "
+                         "refbench used one scale); rescore it with refbench eval --run DIR --json DIR/summary.json")
+    if scale != "percent":
+        raise ValueError(f"summary scale {scale!r} is not 'percent'")
     values: Mapping[str, Any] = summary["metrics"]
     if metrics is None:
         names = [n for n in values if n in METRICS]
@@ -468,7 +471,7 @@ def rows_from_summary(
             raise ValueError(f"metric {name!r} is not a number: {v!r}")
         try:
             rows.append(Row(
-                dataset=str(summary["dataset"]), model=model, metric=name, value=float(v) * factor,
+                dataset=str(summary["dataset"]), model=model, metric=name, value=float(v),
                 scale="percent", protocol=str(summary.get("protocol") or ""), kind="reproduced", source=source,
                 date=str(prov.get("date") or ""), refbench_version=str(prov.get("refbench_version") or ""),
                 run_id=run_id, fingerprint=fingerprint, notes=notes,

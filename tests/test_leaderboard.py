@@ -136,20 +136,26 @@ def test_families():
 
 def _summary(**kw):
     base = {
-        "dataset": "mevis_val_u", "protocol": "mevis", "metrics": {"J": 0.5, "F": 0.25, "J&F": 0.375},
-        "scale": "fraction", "counts": {"expressions": 3},
+        "dataset": "mevis_val_u", "protocol": "mevis", "metrics": {"J": 50.0, "F": 25.0, "J&F": 37.5},
+        "scale": "percent", "counts": {"expressions": 3},
         "provenance": {"refbench_version": "0.1.0", "date": "2026-01-02T03:04:05+00:00"},
     }
     base.update(kw)
     return base
 
 
-def test_rows_from_fraction_summary():
+def test_rows_from_summary():
     rows = rows_from_summary(_summary(), model="prior", run_id="run-7", fingerprint="f" * 64, source="runs/7")
-    assert [(r.metric, r.value) for r in rows] == [("J", 50.0), ("F", 25.0), ("J&F", 37.5)]
+    assert [(r.metric, r.value) for r in rows] == [("J", 50.0), ("F", 25.0), ("J&F", 37.5)]  # percent, as is
     r = rows[0]
     assert (r.kind, r.scale, r.protocol, r.dataset) == ("reproduced", "percent", "mevis", "mevis_val_u")
     assert (r.refbench_version, r.date, r.run_id, r.source) == ("0.1.0", "2026-01-02T03:04:05+00:00", "run-7", "runs/7")
+
+
+def test_summary_on_the_old_fraction_scale_is_refused():
+    old = _summary(metrics={"J": 0.5, "F": 0.25, "J&F": 0.375}, scale="fraction")
+    with pytest.raises(ValueError, match=r"old fraction scale.*refbench eval --run DIR"):
+        rows_from_summary(old, model="prior", run_id="run-7", fingerprint="f", source="runs/7")
 
 
 def test_rows_from_percent_summary_keeps_values_and_revos_categories():
@@ -164,7 +170,7 @@ def test_rows_from_percent_summary_keeps_values_and_revos_categories():
 
 def test_rows_from_summary_headline_only_and_errors():
     davis = _summary(dataset="davis17_val", protocol="davis_semi",
-                     metrics={"J": 0.8, "F": 0.9, "J&F": 0.85, "J-Recall": 0.95, "J-Decay": 0.1})
+                     metrics={"J": 80.0, "F": 90.0, "J&F": 85.0, "J-Recall": 95.0, "J-Decay": 10.0})
     assert [r.metric for r in rows_from_summary(davis, "m", "r", "x", "s")] == ["J", "F", "J&F"]
     grounding = _summary(dataset="charades_sta_test", protocol="lmms-eval", scale="percent",
                          metrics={"R@0.3": 70.0, "R@0.5": 50.0, "R@0.7": 25.0, "mIoU": 45.0})

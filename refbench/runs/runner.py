@@ -461,7 +461,7 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
         write_json(eval_summary, run_dir / "summary.json")
         write_csv(res.per_sample, run_dir / "per_sample.csv")
         result.summary = eval_summary
-        result.table = format_table(res, card.name)
+        result.table = format_table(res, card.name, eval_summary["partial_reasons"])
         size_note = _official_size_note(card, len(samples))
         if partial:
             result.notes.append(f"--limit {config.limit}: scored {len(samples)} of {len(loader.samples())} samples; "

@@ -44,11 +44,16 @@ def test_demo_command_whole_path_then_resume(demo_env):
             assert r["metrics"] == summary["metrics"]
             assert (r["scale"], r["protocol"]) == (summary["scale"], summary["protocol"])
 
-    # the oracle is the sanity row: perfect under every protocol, in each summary's own scale
-    assert runs["demo_mevis_val_u", "oracle"]["metrics"]["J&F"] == 1.0
+    # the oracle is the sanity row: perfect under every protocol, all in percent
+    assert runs["demo_mevis_val_u", "oracle"]["metrics"]["J&F"] == 100.0
     assert runs["demo_charades_test", "oracle"]["metrics"]["mIoU"] == 100.0
-    assert runs["demo_refcoco_val", "oracle"]["metrics"]["cIoU"] == 1.0
-    assert runs["demo_mevis_val_u", "prior"]["metrics"]["J&F"] < 1.0  # the blind prior is not
+    assert runs["demo_refcoco_val", "oracle"]["metrics"]["cIoU"] == 100.0
+    assert runs["demo_mevis_val_u", "prior"]["metrics"]["J&F"] < 100.0  # the blind prior is not
+    assert {r["scale"] for r in doc["runs"] if r["metrics"]} == {"percent"}
+    # one screen, one scale: every metric line says percent, printed with two decimals
+    lines = [ln for ln in first.output.splitlines() if ln.startswith(("prior ", "oracle "))]
+    assert len(lines) == len(DEMO_RUNS) and all("(percent)" in ln for ln in lines[:-1])
+    assert "J&F 0.99" in first.output and "R@0.3 58.33" in first.output and "cIoU 5.82" in first.output
 
     # no public ground truth: no scores, a submission zip with one PNG per frame of every expression
     sub = runs["demo_mevis_val", "prior"]
