@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-KINDS = ("datasets", "adapters")
+KINDS = ("datasets", "adapters", "protocols")
 
 
 class CardError(KeyError):

@@ -95,6 +95,28 @@ def test_committed_spot_checks(committed):
     assert rd.value == 49.3 and "third-party" in rd.notes
 
 
+def test_tables_keep_protocols_apart(committed):
+    """A table ranks only rows of one protocol: Ref-DAVIS17 convention B rows sit in their own table, labelled."""
+    mine = rows_from_summary(_summary(dataset="refdavis17_val", protocol="refdavis_a",
+                                      metrics={"J": 70.0, "F": 80.0, "J&F": 75.0}),
+                             model="prior", run_id="run-8", fingerprint="f", source="runs/8")
+    rows = select(committed, dataset="refdavis17_val") + mine
+    table = format_rows(rows, "table")
+    blocks = table.split("\n\n")
+    assert len(blocks) == 2
+    a, b = (blk for blk in blocks)
+    assert a.startswith("refdavis17_val, protocol refdavis_a (convention A)")
+    assert b.startswith("refdavis17_val, protocol refdavis_b (convention B)")
+    assert "prior" in a and "Sa2VA" not in a and "MomentSeg" not in a
+    assert "prior" not in b
+    # the convention is beside every number: each body line of either table names it
+    for blk, conv in ((a, "convention A"), (b, "convention B")):
+        body = [ln for ln in blk.splitlines()[3:] if not ln.strip().startswith("[")]
+        assert body and all(conv in ln for ln in body)
+    md = format_rows(rows, "markdown")
+    assert "| Sa2VA-8B | reported | refdavis_b (convention B) | 75.9 |" in md
+
+
 # ------------------------------------------------------------------------------------------------------
 # Rows and families
 # ------------------------------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def test_demo_command_whole_path_then_resume(demo_env):
     assert len(rows) == sum(len(r["metrics"]) for r in scored)
     assert {r.value for r in rows if r.model == "oracle" and r.metric in ("J&F", "mIoU", "cIoU")} == {100.0}
     for dataset in ("demo_mevis_val_u", "demo_charades_test", "demo_refcoco_val"):
-        assert f"{dataset}  (percent" in first.output
+        assert f"{dataset}, protocol " in first.output
 
     # a second invocation resumes: every sample reused, identical metrics, no duplicate leaderboard rows
     second, seconds2 = _demo("--json", "second.json")
