@@ -59,6 +59,11 @@ CHALLENGE_SPLITS: dict[str, tuple[str, str]] = {
         "MeViS test: the challenge-phase split (PVUW / LSVOS), scored only by the challenge server; "
         "each challenge year's test phase is its own number",
     ),
+    "mose_test": (
+        "vos",
+        "MOSE test: the challenge-phase split of the PVUW MOSE track (part of the MOSE test set plus new videos), "
+        "scored only by the challenge server; each challenge year's test phase is its own number",
+    ),
 }
 
 #: Order of families in the formatted output.

@@ -45,7 +45,7 @@ def _reproduced(**kw) -> Row:
 
 
 def test_committed_files_exist_and_parse(committed):
-    for stem in ("refvos", "tsg", "res"):
+    for stem in ("refvos", "tsg", "res", "vos"):
         path = LB / f"{stem}.csv"
         assert path.read_text().splitlines()[0] == ",".join(COLUMNS)
         assert read_rows(path), stem
@@ -64,7 +64,7 @@ def test_committed_rows_are_well_formed(committed):
         assert r.dataset in cards or r.dataset in CHALLENGE_SPLITS, r.dataset
         assert r.metric in METRICS, r.metric
     # every row sits in its family's file
-    for stem in ("refvos", "tsg", "res"):
+    for stem in ("refvos", "tsg", "res", "vos"):
         for r in read_rows(LB / f"{stem}.csv"):
             assert family_of_dataset(r.dataset) == stem, (stem, r.dataset)
 
@@ -88,11 +88,43 @@ def test_committed_spot_checks(committed):
     assert _one(committed, dataset="revos_val", model="MomentSeg-7B", metric="J&F").value == 65.1
     ms_val = _one(committed, dataset="mevis_val", model="MomentSeg-7B", metric="J&F")
     assert (ms_val.value, ms_val.protocol) == (57.1, "server")
-    assert _one(committed, dataset="mevis_test", model="ReferDINO-Plus", metric="J&F").value == 60.43
-    assert "2503.23509" in _one(committed, dataset="mevis_test", model="ReferDINO-Plus").source
+    pvuw = {m: _one(committed, dataset="mevis_test", model="ReferDINO-iSEE", metric=m).value for m in ("J", "F", "J&F")}
+    assert pvuw == {"J": 56.79, "F": 64.07, "J&F": 60.43}
+    second = _one(committed, dataset="mevis_test", model="ReferDINO-iSEE", metric="J&F")
+    assert "2504.11326" in second.source and "Table 2" in second.source and "2503.23509" in second.notes
+    mose = {m: _one(committed, dataset="mose_test", model="BrainyBots", metric=m).value for m in ("J", "F", "J&F")}
+    assert mose == {"J": 83.59, "F": 90.92, "J&F": 87.26}
+    assert not [r for r in committed if "not found" in r.notes]
     assert _one(committed, dataset="refytvos_val", model="MPG-SAM2", metric="J&F").value == 73.9
     rd = _one(committed, dataset="mevis_val", model="ReferDINO-SwinB", metric="J&F")
     assert rd.value == 49.3 and "third-party" in rd.notes
+
+
+def test_pvuw_2025_tables_match_the_report(committed, shared_data):
+    """The MeViS and MOSE test tables of the PVUW 2025 report (shared/REPORTED.md): top 20 each, J, F, J&F, with
+    the report as source, server protocol, on the challenge splits mevis_test / mose_test."""
+    import re
+
+    path = shared_data.parent / "REPORTED.md"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    text = path.read_text()
+    for dataset, heading, table in (("mevis_test", "### MeViS track (Table 2)", "Table 2"),
+                                    ("mose_test", "### MOSE track (Table 1)", "Table 1")):
+        section = text.split(heading, 1)[1].split("###", 1)[0]
+        want = {}
+        for rank, team, j, f, jf in re.findall(r"^\| (\d+) \| (.+?) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$",
+                                                section, flags=re.M):
+            want[team] = {"J": float(j), "F": float(f), "J&F": float(jf)}
+        assert len(want) == 20
+        rows = select(committed, dataset=dataset)
+        got: dict = {}
+        for r in rows:
+            got.setdefault(r.model, {})[r.metric] = r.value
+            assert (r.kind, r.protocol) == ("reported", "server")
+            assert r.source.startswith("arXiv 2504.11326") and table in r.source
+        assert got == want, dataset
+    assert family_of_dataset("mose_test") == "vos" and "mose_test" in CHALLENGE_SPLITS
 
 
 def test_tables_keep_protocols_apart(committed):
