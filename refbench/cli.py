@@ -111,8 +111,9 @@ def main() -> None:
 
 @main.command("demo")
 @click.option("--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1).")
-@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False),
-              help="Folder of the demo's run directories (<out>/<dataset>/<model>). Re-running resumes them.")
+@click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Folder of the demo's run directories, <out>/<dataset>/<model>-<fingerprint> as refbench run "
+                   "names them (so both share one run). Re-running resumes them.")
 @click.option("--no-leaderboard", is_flag=True, help="Do not append leaderboard rows (and show no table).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False),
               help="Write every run's summary metrics and run directory here.")

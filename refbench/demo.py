@@ -688,13 +688,16 @@ def _headline(metrics: dict[str, Any]) -> list[tuple[str, float]]:
 
 
 def run_demo(
-    out: str | os.PathLike = os.path.join("runs", "demo"),
+    out: str | os.PathLike = "runs",
     device: str = "cpu",
     leaderboard: str | os.PathLike | None = None,
     runs: Iterable[tuple[str, str]] = DEMO_RUNS,
     on_run: Callable[[DemoRun], None] | None = None,
 ) -> list[DemoRun]:
-    """Run each (dataset, model) of ``runs`` with :func:`refbench.runs.runner.run` into ``<out>/<dataset>/<model>``.
+    """Run each (dataset, model) of ``runs`` with :func:`refbench.runs.runner.run` into
+    ``<out>/<dataset>/<model>-<fingerprint>``, the run directory ``refbench run`` gives the same run (default
+    ``out``: ``runs``, as ``refbench run``), so ``refbench run`` then ``refbench demo`` share one run and its one
+    set of leaderboard rows.
 
     Scored runs append their reproduced rows to ``leaderboard`` (a folder; None = no rows) unless the rows of
     that same finished run are already there. A second call finds every prediction in the run stores (nothing is
@@ -706,16 +709,15 @@ def run_demo(
 
     done: list[DemoRun] = []
     for dataset, model in runs:
-        run_dir = Path(out) / dataset / model
         scored = dataset_card(dataset).has_public_gt
         target = str(leaderboard) if (scored and leaderboard is not None) else None
-        config = RunConfig(model=model, dataset=dataset, out=str(run_dir), device=device, leaderboard=target)
+        config = RunConfig(model=model, dataset=dataset, device=device, leaderboard=target, runs_dir=str(out))
         try:
             result = run(config)
         except StoreMismatch as exc:
             raise DemoError(
-                f"{run_dir}: holds predictions made by another refbench or demo version; delete {out} or pass "
-                "another --out"
+                f"{Path(out) / dataset}: holds predictions of {model} made by another refbench or demo version; "
+                f"delete it or pass another --out"
             ) from exc
         if not scored:
             status = "none"

@@ -36,8 +36,8 @@ def test_demo_command_whole_path_then_resume(demo_env):
     runs = _by_run(doc)
     assert list(runs) == list(DEMO_RUNS)
     for (dataset, model), r in runs.items():
-        run_dir = Path(r["run_dir"])
-        assert run_dir == Path("runs") / "demo" / dataset / model
+        run_dir = Path(r["run_dir"])  # named as `refbench run` names it: runs/<dataset>/<model>-<fingerprint>
+        assert run_dir.parent == Path("runs") / dataset and run_dir.name.startswith(f"{model}-")
         assert (r["predicted"], r["reused"]) == (r["total"], 0)
         if r["metrics"] is not None:  # --json carries exactly what the run directory's summary says
             summary = json.loads((run_dir / "summary.json").read_text())
@@ -88,6 +88,17 @@ def test_demo_command_whole_path_then_resume(demo_env):
     assert "already stored" in second.output
     assert len(read_rows(board)) == len(rows)
     assert "not appended again" in second.output
+
+    # `refbench run` of a demo model names the same run alike: the demo's run directory, no second set of rows
+    r = CliRunner().invoke(main, ["run", "--model", "prior", "--dataset", "demo_mevis_val_u"])
+    assert r.exit_code == 0, r.output
+    assert f"run dir {runs['demo_mevis_val_u', 'prior']['run_dir']}" in r.output and "0 predicted" in r.output
+    assert "rows are already in" in r.output
+    assert len(read_rows(board)) == len(rows)
+    # even from another directory: the same model, fingerprint and result is listed once
+    r = CliRunner().invoke(main, ["run", "--model", "oracle", "--dataset", "demo_refcoco_val", "--out", "elsewhere"])
+    assert r.exit_code == 0 and "rows are already in" in r.output, r.output
+    assert len(read_rows(board)) == len(rows)
 
 
 def test_demo_command_rejects_old_seed_option(demo_env):
