@@ -17,7 +17,7 @@ from typing import Any
 
 from refbench.errors import RefbenchInputError
 
-KINDS = ("datasets", "adapters")
+KINDS = ("datasets", "adapters", "protocols")
 
 
 class CardError(RefbenchInputError, KeyError):

@@ -166,6 +166,50 @@ def _check_output_dir(path: str | None, flag: str) -> None:
                 where = "is a file" if up == p else f"lies below {up}, which is a file"
                 raise RefbenchError(f"{flag} {path}: {where}; choose another {flag}")
             break
+class _ProtocolOption(click.Option):
+    """``--protocol``: its help lists the protocol cards by task, read when the help is shown (YAML only, no
+    torch); a value that is no protocol card is a usage error (exit 2) suggesting close names."""
+
+    def get_help_record(self, ctx):
+        from refbench.protocols import help_text
+
+        saved = self.help
+        try:
+            self.help = f"{saved} Choices: {help_text()}. See refbench datasets show NAME and docs/protocols.md."
+            return super().get_help_record(ctx)
+        finally:
+            self.help = saved
+
+
+def _check_protocol(ctx, param, value):
+    if value is None:
+        return value
+    from refbench.cards import CardError
+    from refbench.protocols import protocol_card
+
+    try:
+        protocol_card(value)
+    except CardError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
+def _protocol_applies(dataset: str, protocol: str | None) -> None:
+    """A --protocol that the dataset's loader cannot be scored with is a usage error naming the ones it can."""
+    if protocol is None:
+        return
+    from refbench.cards import CardError, dataset_card
+    from refbench.protocols import check_protocol_for
+
+    try:
+        check_protocol_for(dataset_card(dataset), protocol)
+    except CardError as exc:
+        raise click.BadParameter(str(exc), param_hint="--protocol") from None
+
+
+def _protocol_option(help_text: str):
+    return click.option("--protocol", cls=_ProtocolOption, metavar="NAME", callback=_check_protocol,
+                        help=help_text)
 
 
 class _ProgressBar:
@@ -195,8 +239,9 @@ def main() -> None:
 
 @main.command("demo")
 @click.option("--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1).")
-@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False),
-              help="Folder of the demo's run directories (<out>/<dataset>/<model>). Re-running resumes them.")
+@click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Folder of the demo's run directories, <out>/<dataset>/<model>-<fingerprint> as refbench run "
+                   "names them (so both share one run). Re-running resumes them.")
 @click.option("--no-leaderboard", is_flag=True, help="Do not append leaderboard rows (and show no table).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False),
               help="Write every run's summary metrics and run directory here.")
@@ -243,7 +288,7 @@ def demo_cmd(device: str, out: str, no_leaderboard: bool, json_out: str | None) 
               help="Rescore a refbench run directory (its predictions.json, dataset and root), e.g. with "
                    "another --protocol.")
 @click.option("--root", type=click.Path(file_okay=False), help="Data root (default: $REFBENCH_DATA/<card default>).")
-@click.option("--protocol", help="Protocol name (default: the card's).")
+@_protocol_option("Scoring protocol (default: the dataset card's).")
 @click.option("--missing", type=click.Choice(["error", "empty", "official"]), default="error", show_default=True,
               help="A missing prediction: an error, an empty mask / failed span, or the official script's rule.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the summary JSON here.")
@@ -268,6 +313,8 @@ def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out,
         dataset, root, pred = _from_run(run_dir, dataset, root, pred)
     if not dataset or not pred:
         raise RefbenchError("eval: give --dataset and --pred, or --run DIR")
+    _protocol_applies(dataset, protocol)
+
     given = {"values": values, "parse_style": parse_style, "subset": subset, "unknown": unknown,
              "bad_spans": bad_spans}
     options = {k: v for k, v in given.items() if v is not None}
@@ -289,7 +336,10 @@ def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out,
         write_json(summary, json_out, "--json")
     if csv_out:
         write_csv(result.per_sample, csv_out, "--csv")
-    click.echo(format_table(result, dataset))
+    partial = summary["partial_reasons"]
+    click.echo(format_table(result, dataset, partial))
+    if partial:
+        click.echo(f"warning: partial evaluation, not the official {dataset} score: " + "; ".join(partial), err=True)
     if json_out:
         click.echo(f"summary: {json_out}")
     if csv_out:
@@ -336,7 +386,7 @@ def _default_leaderboard_dir() -> str:
 @click.option("--device", default="cpu", show_default=True, help="torch device (cpu, cuda; under torchrun each "
               "rank takes its LOCAL_RANK GPU).")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Override an adapter option.")
-@click.option("--protocol", help="Scoring protocol (default: the card's).")
+@_protocol_option("Scoring protocol (default: the dataset card's).")
 @click.option("--leaderboard", "leaderboard_dir", type=click.Path(file_okay=False),
               help="Append reproduced rows to <dir>/<family>.csv (default: $REFBENCH_LEADERBOARD or runs/leaderboards).")
 @click.option("--no-leaderboard", is_flag=True, help="Do not append leaderboard rows.")
@@ -365,6 +415,7 @@ def run_cmd(model, dataset, root, out, limit, device, model_args, protocol, lead
     from refbench.runs import dist as D
     from refbench.runs.runner import DEFAULT_DATASET, RunConfig, run
 
+    _protocol_applies(dataset or DEFAULT_DATASET, protocol)
     config = RunConfig(model=model or default_model(), dataset=dataset or DEFAULT_DATASET, root=root, out=out,
                        limit=limit, device=device, model_args=parsed, protocol=protocol,
                        leaderboard=None if no_leaderboard else (leaderboard_dir or _default_leaderboard_dir()),
@@ -635,6 +686,65 @@ def datasets_list(task: str | None) -> None:
     for c in cards:
         counts = ", ".join(f"{k} {v:,}" for k, v in (c.counts or {}).items()) or "-"
         click.echo(f"{c.name:<22} {c.task:<7} {c.ground_truth:<7} {c.protocol:<11} {counts}")
+
+
+@datasets_group.command("show")
+@click.argument("name")
+@_fail_cleanly
+def datasets_show(name: str) -> None:
+    """Print dataset card NAME and the protocols it can be scored with: their sources and quirks (YAML only)."""
+    from refbench.cards import dataset_card
+
+    click.echo(format_dataset(dataset_card(name)))
+
+
+def format_dataset(card) -> str:
+    """The text of ``refbench datasets show``: the card, then each usable protocol (default first)."""
+    from refbench.protocols import docs_file, protocols_for
+
+    def field(label: str, value) -> list[str]:
+        lines = [value] if isinstance(value, str) else list(value)
+        lines = lines or ["-"]
+        return [f"  {label:<16}{lines[0]}"] + [f"  {'':<16}{ln}" for ln in lines[1:]]
+
+    args = ", ".join(f"{k}={v}" for k, v in card.loader_args.items())
+    counts = ", ".join(f"{k} {v:,}" for k, v in (card.counts or {}).items()) or "-"
+    gt = ("public: refbench eval and refbench run score it offline" if card.has_public_gt
+          else f"{card.ground_truth}: not public; refbench run writes a submission zip")
+    out = [f"{card.name}: {card.title}"]
+    out += field("task", card.task)
+    out += field("loader", card.loader + (f" ({args})" if args else ""))
+    out += field("data root", "generated demo data (built on first use)" if card.generate
+                 else f"--root DIR, else $REFBENCH_DATA/{card.default_root}")
+    out += field("layout", card.layout)
+    out += field("official counts", counts)
+    out += field("ground truth", gt)
+    if card.submission:
+        sub = card.submission
+        out += field("submission", [f"format {sub.get('format')}: {sub.get('layout', '')}".rstrip(": ")]
+                     + ([f"server {sub['server']}"] if sub.get("server") else []))
+    if card.notes:
+        out += field("notes", str(card.notes).strip())
+    if card.path:
+        out += field("card", str(card.path))
+    doc = docs_file()
+    out += ["", "protocols (default first; refbench shows percent, the official printout is kept in "
+                "summary.json details.official):"]
+    for i, p in enumerate(protocols_for(card)):
+        head = p.label
+        if i == 0:
+            head = f"{p.name} (convention {p.convention}, default)" if p.convention else f"{p.name} (default)"
+        out.append(f"  {head}: {p.title}")
+        refs = [f"{r['repo']} {r['file']} @ {r.get('commit') or 'no commit'}" for r in p.references]
+        out += ["  " + ln for ln in field("source", refs or ["no official script"])]
+        shown = "shown x 100" if p.official_scale == "fraction" else "shown unchanged"
+        out += ["  " + ln for ln in field("prints", f"{p.prints} -> {shown}, in percent")]
+        out += ["  " + ln for ln in field("metrics", ", ".join(p.metrics))]
+        if p.server:
+            out += ["  " + ln for ln in field("scored by", "a challenge server only (submission zip)")]
+        out += ["  " + ln for ln in field("quirks", [f"- {q}" for q in p.quirks])]
+        out += ["  " + ln for ln in field("doc", p.doc + (f"  ({doc})" if doc else ""))]
+    return "\n".join(out)
 
 
 @datasets_group.command("check")

@@ -683,7 +683,7 @@ DEMO_SCORED: tuple[str, ...] = ("demo_mevis_val_u", "demo_charades_test", "demo_
 #: The demo split whose ground truth is private, like MeViS valid: a run of it ends in a submission zip.
 DEMO_SUBMISSION = "demo_mevis_val"
 #: (dataset card, model) in the order :func:`run_demo` runs them. The oracle is the sanity row: every
-#: protocol must score it 100 (J&F 1.0, mIoU 100.0, cIoU 1.0 in the summaries' own scales).
+#: protocol must score it 100 (J&F, mIoU, cIoU 100.0, all in percent like every summary).
 DEMO_RUNS: tuple[tuple[str, str], ...] = tuple(
     (ds, m) for ds in DEMO_SCORED for m in ("prior", "oracle")
 ) + ((DEMO_SUBMISSION, "prior"),)
@@ -699,13 +699,11 @@ class DemoRun:
     leaderboard: str  # "appended", "present" (already there from an earlier demo), "off", "none" (no public GT)
 
     def line(self) -> str:
-        """One compact line: model, dataset, headline metrics in the summary's scale (or the zip), reuse."""
+        """One compact line: model, dataset, headline metrics in percent (or the zip), reuse."""
         r = self.result
         if r.summary is not None:
-            scale = r.summary.get("scale", "")
-            digits = 4 if scale == "fraction" else 2
-            shown = "  ".join(f"{k} {v:.{digits}f}" for k, v in _headline(r.summary["metrics"]))
-            what = f"{shown}  ({scale})"
+            shown = "  ".join(f"{k} {v:.2f}" for k, v in _headline(r.summary["metrics"]))
+            what = f"{shown}  (percent)"
         elif r.submission is not None:
             import zipfile
 
@@ -743,13 +741,16 @@ def _headline(metrics: dict[str, Any]) -> list[tuple[str, float]]:
 
 
 def run_demo(
-    out: str | os.PathLike = os.path.join("runs", "demo"),
+    out: str | os.PathLike = "runs",
     device: str = "cpu",
     leaderboard: str | os.PathLike | None = None,
     runs: Iterable[tuple[str, str]] = DEMO_RUNS,
     on_run: Callable[[DemoRun], None] | None = None,
 ) -> list[DemoRun]:
-    """Run each (dataset, model) of ``runs`` with :func:`refbench.runs.runner.run` into ``<out>/<dataset>/<model>``.
+    """Run each (dataset, model) of ``runs`` with :func:`refbench.runs.runner.run` into
+    ``<out>/<dataset>/<model>-<fingerprint>``, the run directory ``refbench run`` gives the same run (default
+    ``out``: ``runs``, as ``refbench run``), so ``refbench run`` then ``refbench demo`` share one run and its one
+    set of leaderboard rows.
 
     Scored runs append their reproduced rows to ``leaderboard`` (a folder; None = no rows) unless the rows of
     that same finished run are already there. A second call finds every prediction in the run stores (nothing is
@@ -761,16 +762,15 @@ def run_demo(
 
     done: list[DemoRun] = []
     for dataset, model in runs:
-        run_dir = Path(out) / dataset / model
         scored = dataset_card(dataset).has_public_gt
         target = str(leaderboard) if (scored and leaderboard is not None) else None
-        config = RunConfig(model=model, dataset=dataset, out=str(run_dir), device=device, leaderboard=target)
+        config = RunConfig(model=model, dataset=dataset, device=device, leaderboard=target, runs_dir=str(out))
         try:
             result = run(config)
         except StoreMismatch as exc:
             raise DemoError(
-                f"{run_dir}: holds predictions made by another refbench or demo version; delete {out} or pass "
-                "another --out"
+                f"{Path(out) / dataset}: holds predictions of {model} made by another refbench or demo version; "
+                f"delete it or pass another --out"
             ) from exc
         if not scored:
             status = "none"

@@ -2,12 +2,15 @@
 
 A baseline file is JSON::
 
-    {"tolerance": 1e-9,
-     "entries": {"<model>/<dataset>": {"metrics": {"J&F": 0.62, ...}, "tolerance": {"J&F": 0.001},
+    {"scale": "percent", "tolerance": 1e-9,
+     "entries": {"<model>/<dataset>": {"metrics": {"J&F": 62.08, ...}, "tolerance": {"J&F": 0.1},
                                         "fingerprint": "..."}}}
 
-``tolerance`` is absolute, in the scale the run's summary uses (fractions for MeViS/DAVIS, percent elsewhere);
-a per-entry ``tolerance`` mapping overrides it per metric. A run is identified by its ``run.json`` as
+Every value is percent (0-100), as in every refbench summary, and ``tolerance`` is absolute, in percentage
+points; a per-entry ``tolerance`` mapping overrides it per metric. A baseline without ``"scale": "percent"``
+was written before refbench used one scale (MeViS, DAVIS and RES in fractions): :func:`read_baseline` refuses it
+with one line saying how to rewrite it, rather than report every metric as drifted. A run whose
+``summary.json`` is on the old scale is refused the same way. A run is identified by its ``run.json`` as
 ``<model>/<dataset>``, where ``<model>`` is the adapter name plus the options that differ from its card's
 defaults, labelled as leaderboards label them (``prior[objective=miou]/charades_sta_test``; plain
 ``prior/charades_sta_test`` without such options). Every baseline metric must be present in the run and within
@@ -26,6 +29,9 @@ from typing import Any, Iterable, Mapping
 
 from refbench.errors import RefbenchInputError
 from refbench.files import atomic_write, load_json
+
+#: The scale of baselines and summaries this version writes and reads.
+SCALE = "percent"
 
 
 class RegressError(RefbenchInputError):
@@ -92,6 +98,9 @@ def read_run(run_dir: str | os.PathLike) -> RunScores:
     metrics = summary.get("metrics") if isinstance(summary, dict) else None
     if not isinstance(metrics, dict):
         raise RegressError(f"{summary_path}: no metrics")
+    if summary.get("scale", SCALE) != SCALE:
+        raise RegressError(f"{summary_path}: written on the old {summary.get('scale')} scale; rescore the run with "
+                           f"refbench eval --run {run_dir} --json {summary_path}")
     ran = summary.get("run") if isinstance(summary.get("run"), dict) else None
     if ran is not None and (ran.get("model") != header["adapter"] or ran.get("fingerprint") != header.get("fingerprint")):
         raise RegressError(f"{summary_path}: scores model {ran.get('model')!r} (fingerprint {ran.get('fingerprint')}), "
@@ -151,7 +160,20 @@ def read_baseline(path: str | os.PathLike) -> dict[str, Any]:
         tol = entry.get("tolerance")
         if tol is not None and not (isinstance(tol, dict) and all(_number(v) for v in tol.values())):
             raise RegressError(f"{path}: entry {key!r}: tolerance must map metric names to numbers, got {tol!r}")
+    if doc.get("scale") != SCALE:
+        raise RegressError(f"{path}: baseline written on the old scale (fractions for MeViS, DAVIS and RES), not "
+                           f"comparable with percent summaries; rewrite it: refbench regress --write --tolerance 0 "
+                           f"--baseline {path} --run RUN_DIR ...")
     return doc
+
+
+def _old_scale(path: Path) -> bool:
+    """Whether ``path`` is a readable baseline object written before the one-scale change (no ``"scale"``)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("entries"), dict) and doc.get("scale") != SCALE
 
 
 def _number(v: Any) -> bool:
@@ -206,9 +228,12 @@ def _close(value: float, base: Any, tol: float) -> bool:
 
 
 def write_baseline(path: str | os.PathLike, runs: Iterable[RunScores], tolerance: float = 1e-9) -> dict[str, Any]:
-    """Create or update ``path`` with the runs' metrics (other entries are kept)."""
+    """Create or update ``path`` with the runs' metrics (other entries are kept). A baseline on the old scale is
+    replaced as a whole: its entries cannot be compared with percent values, so none is kept."""
     path = Path(path)
-    doc = read_baseline(path) if path.exists() else {"tolerance": tolerance, "entries": {}}
+    doc = {"scale": SCALE, "tolerance": tolerance, "entries": {}}
+    if path.exists() and not _old_scale(path):
+        doc = read_baseline(path)
     for run in runs:
         entry: dict[str, Any] = {"metrics": dict(sorted(run.metrics.items())), "fingerprint": run.fingerprint}
         kept = {m: t for m, t in ((doc["entries"].get(run.key) or {}).get("tolerance") or {}).items()
@@ -217,9 +242,10 @@ def write_baseline(path: str | os.PathLike, runs: Iterable[RunScores], tolerance
             entry["tolerance"] = kept
         doc["entries"][run.key] = entry
     doc["entries"] = dict(sorted(doc["entries"].items()))
+    doc = {"scale": SCALE, **{k: v for k, v in doc.items() if k != "scale"}}
     atomic_write(path, json.dumps(doc, indent=2) + "\n", "--baseline")
     return doc
 
 
-__all__ = ["Drift", "RegressError", "RegressReport", "RunScores", "compare", "read_baseline", "read_run",
+__all__ = ["SCALE", "Drift", "RegressError", "RegressReport", "RunScores", "compare", "read_baseline", "read_run",
            "run_label", "write_baseline"]

@@ -25,7 +25,7 @@ annotator 1 first-frame, annotator 1 full-video, annotator 2 first-frame, annota
 expression at position ``p`` of a video belongs to annotator set ``anno_{p % 4}`` and object ``p // 4``.
 :class:`RefDavisLoader` stores that set index in ``VideoExpression.type_id``.
 
-Two scoring conventions (refbench PROTOCOLS section 8) need different views, both provided here:
+Two scoring conventions (``docs/protocols.md`` #refdavis_a, #refdavis_b) need different views, both provided here:
 
 * **Convention A** (wjn922/ReferFormer ``inference_davis.py`` + ``eval_davis.py`` +
   ``scripts/dist_test_davis.sh``, commit 9a2d4f65e7da887b5699166be11cb5dbf865957c; OnlineRefer

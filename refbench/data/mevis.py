@@ -18,7 +18,7 @@ Layout facts (with their sources):
 Ground truth (``gt_masks``) follows the official scorers: a ``(T, H, W)`` zero array to which the decoded RLE
 of every ``anno_id`` is **added** frame by frame (``gt[t] += decode(rle)``; ``null`` adds nothing). Objects that
 overlap therefore give the value 2 there. MeViS's J/F binarise later; ReVOS's A and R use the raw values
-(PROTOCOLS section 6), which is why the sum is kept. The sum is taken in uint8, as VISA does.
+(``docs/protocols.md#revos``), which is why the sum is kept. The sum is taken in uint8, as VISA does.
 
 The JSON files are read when first needed and cached; ``samples()`` reads only the meta file, and the mask
 dictionaries are read only when a mask is requested (or by ``check``).

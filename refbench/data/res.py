@@ -3,7 +3,7 @@
 Thin wrappers over :mod:`refbench.data.refer` (which holds the official reading rules and GT builders) that
 return :class:`~refbench.data.base.ImageExpression` samples, validate split names, and check the files.
 
-* RefCOCO-style (PROTOCOLS.md section 9; LISA ``utils/refer.py`` / ``ValDataset``, Sa2VA ``RESDataset``):
+* RefCOCO-style (``docs/protocols.md#lisa``; LISA ``utils/refer.py`` / ``ValDataset``, Sa2VA ``RESDataset``):
   ``<root>/<dataset>/refs(<split_by>).p`` + ``<root>/<dataset>/instances.json``; images, optional, at
   ``<root>/images/mscoco/images/train2014/<file_name>`` (LISA's layout; ``<root>/images/train2014`` when only that
   exists). refcoco and refcoco+ are scored on the ``unc`` partition (val, testA,
@@ -40,7 +40,7 @@ from refbench.data.refer import (
 
 PathLike = Union[str, Path]
 
-#: Evaluation splits of each (dataset, split_by) pair (PROTOCOLS.md section 9; LISA ``train_ds.py`` val_dataset
+#: Evaluation splits of each (dataset, split_by) pair (``docs/protocols.md#lisa``; LISA ``train_ds.py`` val_dataset
 #: names and Sa2VA ``RES.py``): testA/testB select refs whose split contains "A"/"B"; refcocog umd "test"
 #: selects every split containing "test".
 EVAL_SPLITS: dict[tuple[str, str], tuple[str, ...]] = {

@@ -97,11 +97,14 @@ def evaluate(
     else:  # pragma: no cover - cards are validated
         raise ValueError(f"{card.name}: unknown task {card.task!r}")
     files = annotation_files(card, data_root)
+    partial = partial_reasons(card, loader, result, missing, data_root)
     summary = {
         "dataset": card.name,
         "protocol": result.protocol,
         "metrics": result.metrics,
-        "scale": result.scale,
+        "scale": result.scale,  # always "percent"; the official printout's own scale is details.official.scale
+        "partial": bool(partial),
+        "partial_reasons": partial,
         "counts": result.counts,
         "reference": result.reference or card.reference,
         "details": result.details,
@@ -119,6 +122,38 @@ def evaluate(
         },
     }
     return result, summary
+
+
+def partial_reasons(card: DatasetCard, loader: Any, result: EvalResult, missing: str,
+                    data_root: Path | None = None) -> list[str]:
+    """Why a score does not stand for the card's whole official split ([] when it does).
+
+    The samples at this root differ from the card's official counts (a part of the split, e.g. the golden
+    subsets or ``refbench run --limit``); predictions missing for some samples and scored by ``--missing empty``
+    or ``official``; grounding queries left out by ``--subset predicted`` or a sample limit."""
+    from refbench.data.check import found_counts
+
+    reasons: list[str] = []
+    try:
+        found = found_counts(card, list(loader.samples()))
+    except Exception:  # noqa: BLE001 - a loader without the usual samples: nothing to compare
+        found = {}
+    where = f" at {data_root}" if data_root is not None else ""
+    keys = [k for k in (card.counts or {}) if k in found]
+    if any(found[k] != card.counts[k] for k in keys):
+        have = ", ".join(f"{found[k]:,} {k}" for k in keys)
+        want = ", ".join(f"{card.counts[k]:,} {k}" for k in keys)
+        reasons.append(f"{card.name}{where} has {have}; the official split has {want}")
+    counts = result.counts
+    total = int(counts.get("samples", len(result.per_sample)))
+    if counts.get("missing"):
+        reasons.append(f"{counts['missing']:,} of {total:,} samples have no prediction and were scored by "
+                       f"--missing {missing}")
+    if counts.get("not_in_subset"):
+        reasons.append(f"{counts['not_in_subset']:,} queries without a prediction were left out (--subset predicted)")
+    if counts.get("not_sampled"):
+        reasons.append(f"{counts['not_sampled']:,} queries were left out by the sample limit")
+    return reasons
 
 
 def write_csv(rows: list[dict[str, Any]], path: str | os.PathLike, flag: str | None = None) -> None:
@@ -144,15 +179,30 @@ def write_json(summary: dict[str, Any], path: str | os.PathLike, flag: str | Non
         fh.write("\n")
 
 
-def format_table(result: EvalResult, dataset: str) -> str:
-    """A compact table of the headline metrics: one row, or one line per metric when there are many."""
+def format_table(result: EvalResult, dataset: str, partial: list[str] | None = None) -> str:
+    """A compact table of the headline metrics (percent, 2 decimals): one row, or one line per metric when there
+    are many. ``partial``: the :func:`partial_reasons` of the evaluation, which label the table."""
     names = list(result.metrics)
     counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
-    footer = f"({result.scale}; {counts})"
+    footer = f"(percent; {counts})"
+    if partial:
+        footer += "\nPARTIAL: not the official split's score: " + "; ".join(partial)
+    protocol = _protocol_label(result.protocol)
     if len(names) <= 6:
-        head = f"{'dataset':<20} {'protocol':<12} " + " ".join(f"{n:>12}" for n in names)
-        vals = " ".join(f"{result.metrics[n]:>12.4f}" for n in names)
-        return "\n".join([head, f"{dataset:<20} {result.protocol:<12} {vals}", footer])
+        pw = max(12, len(protocol))
+        head = f"{'dataset':<20} {'protocol':<{pw}} " + " ".join(f"{n:>9}" for n in names)
+        vals = " ".join(f"{result.metrics[n]:>9.2f}" for n in names)
+        return "\n".join([head, f"{dataset:<20} {protocol:<{pw}} {vals}", footer])
     width = max(len(n) for n in names)
-    lines = [f"{dataset} ({result.protocol})"] + [f"  {n:<{width}} {result.metrics[n]:>12.4f}" for n in names]
+    lines = [f"{dataset} ({protocol})"] + [f"  {n:<{width}} {result.metrics[n]:>9.2f}" for n in names]
     return "\n".join(lines + [footer])
+
+
+def _protocol_label(protocol: str) -> str:
+    """``refdavis_a (convention A)`` for a protocol whose card names a convention, else the name."""
+    try:
+        from refbench.protocols import protocol_label
+
+        return protocol_label(protocol)
+    except Exception:  # noqa: BLE001 - an unreadable protocol card costs only the label
+        return protocol

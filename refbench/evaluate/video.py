@@ -1,17 +1,19 @@
 """Score stored video mask predictions the way the official evaluators do (tasks ``refvos`` and ``vos``).
 
-Protocols (refbench ``PROTOCOLS.md``; the scorers live in :mod:`refbench.metrics`):
+Protocols (the repository's ``docs/protocols.md``, one section each; the scorers live in :mod:`refbench.metrics`).
+Every result is in percent (:mod:`refbench.evaluate.result`); ``details["official"]`` keeps the official printout:
 
 * ``mevis`` -- henghuiding/MeViS ``tools/eval_mevis.py`` (commit 7c0620b9): per-expression J and F, dataset
-  means over expressions in meta order, printed as fractions (``scale="fraction"``). Also Ref-DAVIS17
-  convention B (VISA ``tools/eval_davis17.py``, alias ``refdavis_b``): the same on
-  :meth:`RefDavisLoader.pooled_samples` (videos sorted, exp ids sorted as strings).
+  means over expressions in meta order; the script prints fractions (``J``, ``F``, ``J&F``), refbench shows
+  them x 100. Also Ref-DAVIS17 convention B (VISA ``tools/eval_davis17.py``, alias ``refdavis_b``): the same on
+  :meth:`RefDavisLoader.pooled_samples` (videos sorted, exp ids sorted as strings); VISA prints
+  ``round(100 * x, 2)``, kept as its printout, while the metrics are the unrounded values x 100.
 * ``revos`` -- cilinyan/VISA ``tools/eval_revos.py`` (commit ec158fde): J, F, A, R per expression, rounded
-  percent, referring / reasoning / overall table (``scale="percent"``). ``values="official"`` (default) keeps
-  the raw PNG values for A and R, ``"binary"`` maps non-zero to 1 first.
+  percent, referring / reasoning / overall table (already percent: the metrics are its values unchanged).
+  ``values="official"`` (default) keeps the raw PNG values for A and R, ``"binary"`` maps non-zero to 1 first.
 * ``davis_semi`` / ``davis_unsup`` -- davisvideochallenge/davis2017-evaluation ``davis2017/evaluation.py``
-  (commit ac7c43f), printed as fractions. ``davis_unsup`` reads ``Annotations_unsupervised`` as the official
-  ``DAVIS(task='unsupervised')`` does.
+  (commit ac7c43f), printed as fractions (global and per-sequence tables). ``davis_unsup`` reads
+  ``Annotations_unsupervised`` as the official ``DAVIS(task='unsupervised')`` does.
 * ``refdavis_a`` -- Ref-DAVIS17 convention A, wjn922/ReferFormer ``inference_davis.py`` / ``eval_davis.py`` /
   ``scripts/dist_test_davis.sh`` (commit 9a2d4f65; OnlineRefer b53dcd6c is identical). Input: the same
   per-expression masks as ``mevis`` (``<video>/<exp_id>/<frame>.png`` folder or zip, 0/255 or 0/1, or RLE
@@ -23,8 +25,9 @@ Protocols (refbench ``PROTOCOLS.md``; the scorers live in :mod:`refbench.metrics
   ``valid/Annotations`` of the converted layout, which is DAVIS-2017 ``Annotations_unsupervised/480p``
   (what ``eval_davis.py`` reads), sequences in meta (= ``ImageSets/2017/val.txt``) order. Metrics: ``J``,
   ``F``, ``J&F`` = plain means of the four sets' ``J-Mean``, ``F-Mean``, ``J&F-Mean`` (ReferFormer issue #30:
-  the reported number averages the four annotators), and ``J&F (anno_k)``, ``J (anno_k)``, ``F (anno_k)``
-  per set; ``details["sets"]`` holds each set's full global table. Rows: one per (set, video, matched
+  the reported number averages the four annotators; refbench's step, not in the printout), and
+  ``J&F (anno_k)``, ``J (anno_k)``, ``F (anno_k)`` per set; ``details["official"]`` holds each set's global
+  and per-sequence tables as ``eval_davis.py`` prints them. Rows: one per (set, video, matched
   object), keyed ``anno_<k>/<official label>``. Counts: ``samples`` / ``scored`` / ``filled`` count
   expressions, ``objects`` the rows.
 
@@ -53,7 +56,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, Union
 
 from refbench.data.base import DatasetError, PredictionError, VideoExpression
-from refbench.evaluate.result import MISSING_MODES, EvalResult
+from refbench.evaluate.result import (MISSING_MODES, PERCENT, EvalResult, official_block, percent_metrics,
+                                      percent_rows, to_percent)
 from refbench.preds.masks import MaskSource, SampleStatus, missing_error, open_mask_source
 
 PathLike = Union[str, Path]
@@ -77,6 +81,10 @@ REFERENCES: dict[str, dict[str, Any]] = {
 }
 
 _REVOS_CATEGORIES = (("referring", "referring"), ("reason", "reasoning"), ("overall", "overall"))
+
+#: Per-sample score columns of the video protocols (converted to percent with the metrics).
+_ROW_SCORES = ("J", "F", "J&F", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
+_DAVIS_NAMES = {"J": "J-Mean", "F": "F-Mean", "J&F": "J&F-Mean"}
 
 
 def _reference(card: Any, protocol: str) -> dict[str, Any]:
@@ -218,17 +226,22 @@ def _evaluate_expressions(
     if is_revos:
         for s, (how, _st, _res) in zip(samples, results):
             r = scores.per_expression_rounded[s.key]
+            # raw_jfar: the unrounded J, F, A, R (official fractions) x 100, before eval_revos.py rounds them
             rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "J": r["J"], "F": r["F"],
                          "J&F": r["JF"], "A": r["A"], "R": r["R"], "type_id": s.type_id, "status": how,
-                         "raw_jfar": list(scores.per_expression_raw[s.key])})
+                         "raw_jfar": [to_percent(v, "fraction") for v in scores.per_expression_raw[s.key]]})
         metrics: dict[str, float] = {}
+        names: dict[str, str] = {}
         overall = scores.summary["overall"]
         for name, src in (("J", "J"), ("F", "F"), ("J&F", "JF"), ("A", "A"), ("R", "R")):
             metrics[name] = overall[src]
+            names[name] = f"overall/{src}"
         for cat, label in _REVOS_CATEGORIES:
             for name, src in (("J", "J"), ("F", "F"), ("J&F", "JF"), ("A", "A"), ("R", "R")):
                 metrics[f"{name} ({label})"] = scores.summary[cat][src]
-        details["summary"] = {c: dict(v) for c, v in scores.summary.items()}
+                names[f"{name} ({label})"] = f"{cat}/{src}"
+        # eval_revos.py's own JSON table: already percent, so the metrics above are its values unchanged
+        details["official"] = official_block({c: dict(v) for c, v in scores.summary.items()}, "percent", names)
         details["failures"] = [str(k) for k in scores.failures]
         details["values"] = values
         return metrics, rows, counts, details, "percent"
@@ -237,7 +250,15 @@ def _evaluate_expressions(
         rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "J": j, "F": f, "J&F": (j + f) / 2,
                      "status": how})
     details["missing_videos"] = [str(k) for k in scores.missing_videos]
-    return {"J": scores.J, "F": scores.F, "J&F": scores.JF}, rows, counts, details, "fraction"
+    metrics = {"J": scores.J, "F": scores.F, "J&F": scores.JF}
+    if protocol == "refdavis_b":  # VISA eval_davis17.py prints round(100 * x, 2) for each of J, F, J&F
+        printed = {k: round(100 * float(v), 2) for k, v in metrics.items()}
+        details["official"] = official_block(printed, "percent", {k: k for k in metrics}, digits=2,
+                                             note="VISA rounds to 2 decimals when printing; the metrics are the "
+                                                  "unrounded values x 100")
+    else:  # eval_mevis.py prints np.mean of J and F (fractions) and their mean
+        details["official"] = official_block(dict(metrics), "fraction", {k: k for k in metrics})
+    return metrics, rows, counts, details, "fraction"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -307,9 +328,17 @@ def _evaluate_davis(
     counts["objects"] = len(rows)
     metrics = {"J": table["J-Mean"], "F": table["F-Mean"], "J&F": table["J&F-Mean"]}
     metrics.update({k: v for k, v in table.items() if k not in ("J-Mean", "F-Mean", "J&F-Mean")})
-    details = {"global": table, "missing": missing_info,
+    names = {m: f"global/{_DAVIS_NAMES.get(m, m)}" for m in metrics}
+    details = {"official": official_block(_davis_printout(table, rows), "fraction", names), "missing": missing_info,
                "task": "semi-supervised" if protocol == "davis_semi" else "unsupervised"}
     return metrics, rows, counts, details, "fraction"
+
+
+def _davis_printout(table: dict[str, float], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What davis2017-evaluation's ``evaluation_method.py`` (and ReferFormer's ``eval_davis.py``) print: the
+    global table and the per-sequence table (J-Mean, F-Mean per object), fractions."""
+    return {"global": dict(table),
+            "per_sequence": {r["object"]: {"J-Mean": r["J-Mean"], "F-Mean": r["F-Mean"]} for r in rows}}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -393,12 +422,16 @@ def _evaluate_refdavis_a(
         return float(np.mean(np.array([tables[k][col] for k in REF_DAVIS_ANNOTATOR_SETS], dtype=np.float64)))
 
     metrics = {"J": mean4("J-Mean"), "F": mean4("F-Mean"), "J&F": mean4("J&F-Mean")}
+    names: dict[str, str] = {}
     for k in REF_DAVIS_ANNOTATOR_SETS:
-        metrics[f"J&F (anno_{k})"] = tables[k]["J&F-Mean"]
-        metrics[f"J (anno_{k})"] = tables[k]["J-Mean"]
-        metrics[f"F (anno_{k})"] = tables[k]["F-Mean"]
+        for m in ("J&F", "J", "F"):
+            metrics[f"{m} (anno_{k})"] = tables[k][_DAVIS_NAMES[m]]
+            names[f"{m} (anno_{k})"] = f"anno_{k}/global/{_DAVIS_NAMES[m]}"
+    printout = {f"anno_{k}": _davis_printout(tables[k], [r for r in rows if r["set"] == f"anno_{k}"])
+                for k in REF_DAVIS_ANNOTATOR_SETS}
     details = {
-        "sets": {f"anno_{k}": tables[k] for k in REF_DAVIS_ANNOTATOR_SETS},
+        # eval_davis.py run once per annotator set; J, F, J&F (their mean) are refbench's, not in the printout
+        "official": official_block(printout, "fraction", names),
         "task": "unsupervised",
         "combination": "mean of the four annotator sets' global J-Mean, F-Mean and J&F-Mean",
         "merge": "label i + 1 for the i-th object of the set; on overlap the earlier object wins",
@@ -435,7 +468,7 @@ def evaluate_video(
     missing: ``"error"``, ``"empty"`` or ``"official"`` (module doc).
     device: torch device for J and F. values: ReVOS value semantics, ``"official"`` (default) or ``"binary"``.
     progress: optional ``callable(n_done, n_total)``; workers: threads (default min(8, CPUs)).
-    Returns an :class:`EvalResult` whose ``scale`` is what the official script prints.
+    Returns an :class:`EvalResult` in percent; ``details["official"]`` is what the official script prints.
     """
     if card is not None and getattr(card, "task", None) not in ("refvos", "vos"):
         raise ValueError(f"evaluate_video scores tasks 'refvos' and 'vos'; card {getattr(card, 'name', card)!r} "
@@ -466,7 +499,12 @@ def evaluate_video(
                                                                      values or "", progress, workers)
     details["missing_mode"] = missing
     details["predictions"] = str(pred_path)
-    return EvalResult(protocol=protocol, metrics=metrics, per_sample=rows, counts=counts, scale=scale,
+    if "official" not in details:  # a protocol that did not name its printout: its metrics as computed
+        details["official"] = official_block(dict(metrics), scale, {k: k for k in metrics})
+    if scale != PERCENT:  # scored in the official fraction scale: x 100 in float64 (result.to_percent)
+        metrics = percent_metrics(metrics, scale)
+        rows = percent_rows(rows, _ROW_SCORES, scale)
+    return EvalResult(protocol=protocol, metrics=metrics, per_sample=rows, counts=counts,
                       reference=_reference(card, protocol), details=details)
 
 

@@ -1,6 +1,6 @@
 """Submission zips for the evaluation servers: MeViS and Ref-YouTube-VOS (CodaLab); DAVIS is delegated.
 
-Formats (refbench ``PROTOCOLS.md`` sections 5, 7, 8; the dataset cards' ``submission`` entries):
+Formats (``docs/protocols.md`` #mevis, #refytvos, #refdavis_a; the dataset cards' ``submission`` entries):
 
 * ``"mevis"`` -- henghuiding/MeViS valid server (CodaLab competition 15094): ``<video>/<exp_id>/<frame>.png``
   at the zip root, no top folder; one ``'L'`` PNG with values 0 / 255 per listed frame of every expression.

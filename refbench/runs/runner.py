@@ -56,6 +56,7 @@ class RunConfig:
     leaderboard: str | None = None  # directory for reproduced rows; None = no append
     overwrite: bool = False
     prefetch: int = 2  # batches of frames decoded ahead (adapters that need pixels)
+    runs_dir: str = "runs"  # parent of the default run directory <runs_dir>/<dataset>/<model>-<fingerprint>
 
 
 @dataclass
@@ -265,12 +266,10 @@ def write_diagnostics(samples: Sequence[Any], task: str, stored: dict[str, Store
 # The run
 # ----------------------------------------------------------------------------------------------
 
-_RUN_FILES = ("predictions.json", "diagnostics.jsonl", "summary.json", "per_sample.csv", "submission.zip",
-              "run.json")
-
-
-def default_run_dir(dataset: str, model: str, fingerprint: str) -> Path:
-    return Path("runs") / dataset / f"{model}-{fingerprint[:8]}"
+def default_run_dir(dataset: str, model: str, fingerprint: str, runs_dir: str | os.PathLike = "runs") -> Path:
+    """``<runs_dir>/<dataset>/<model>-<fingerprint[:8]>``: the one name of a run, for ``refbench run`` and
+    ``refbench demo`` alike."""
+    return Path(runs_dir) / dataset / f"{model}-{fingerprint[:8]}"
 
 
 def _check_run_dir(run_dir: Path, header: dict[str, Any], overwrite: bool) -> None:
@@ -304,13 +303,13 @@ def _make_run_dir(run_dir: Path) -> None:
 
 
 def _clear(run_dir: Path) -> None:
+    """``--overwrite``: drop the stored predictions. A finished run's record (predictions.json, summary.json,
+    per_sample.csv, submission.zip) stays until the new run has finished and replaces it, so a rerun that
+    fails leaves the last finished record as it was."""
     for p in part_paths(run_dir):
         for extra in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
             if extra.exists():
                 extra.unlink()
-    for name in _RUN_FILES:
-        if (run_dir / name).exists():
-            (run_dir / name).unlink()
 
 
 def run(config: RunConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None) -> RunResult:
@@ -356,7 +355,8 @@ def run(config: RunConfig, progress: Progress | None = None, log: Callable[[str]
     ann_files = annotation_files(card, root)
     header = {"adapter": acard.name, "fingerprint": fingerprint, "dataset": card.name, "task": task,
               "annotation_sha256": annotation_hash(ann_files, root)}
-    run_dir = Path(config.out) if config.out else default_run_dir(card.name, acard.name, fingerprint)
+    run_dir = Path(config.out) if config.out else default_run_dir(card.name, acard.name, fingerprint,
+                                                                  config.runs_dir)
 
     # Everything that can refuse the run (adapter, fingerprint, the parts' headers, corrupt parts, an --out that
     # cannot be a folder) is checked before anything in the run directory changes: a refused run leaves an
@@ -483,8 +483,10 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
     run_dir = result.run_dir
     stored = merge_parts(run_dir, header, keys)
     pred_path = run_dir / "predictions.json"
-    write_predictions(task, samples, stored, pred_path)
-    write_diagnostics(samples, task, stored, run_dir / "diagnostics.jsonl")
+    # The new predictions are scored (or exported) from a staged file; only once that succeeded do they replace
+    # the run's record, so a rerun that fails here never overwrites a finished run's files.
+    staged = run_dir / ".staged-predictions.json"
+    write_predictions(task, samples, stored, staged)
     partial = config.limit is not None and len(samples) < len(loader.samples())
     flags = count_flags(stored.values())
     for name, n in sorted(flags.items()):
@@ -494,15 +496,23 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
         from refbench.evaluate.run import evaluate, format_table, write_csv, write_json
 
         sub = SubsetLoader(loader, set(keys), task) if partial else loader
-        res, eval_summary = evaluate(card.name, pred_path, root=root, protocol=protocol, missing="error",
-                                     device=D.device_for(d, config.device), loader=sub,
-                                     annotation_sha256=header["annotation_sha256"])
+        try:
+            res, eval_summary = evaluate(card.name, staged, root=root, protocol=protocol, missing="error",
+                                         device=D.device_for(d, config.device), loader=sub,
+                                         annotation_sha256=header["annotation_sha256"])
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        eval_summary["provenance"]["predictions"] = str(pred_path)
+        eval_summary["details"]["predictions"] = str(pred_path)
         eval_summary["run"] = {"model": acard.name, "fingerprint": header["fingerprint"], "run_dir": str(run_dir),
                                "samples": len(samples), "partial": partial, "flags": flags}
+        os.replace(staged, pred_path)
+        write_diagnostics(samples, task, stored, run_dir / "diagnostics.jsonl")
         write_json(eval_summary, run_dir / "summary.json")
         write_csv(res.per_sample, run_dir / "per_sample.csv")
         result.summary = eval_summary
-        result.table = format_table(res, card.name)
+        result.table = format_table(res, card.name, eval_summary["partial_reasons"])
         size_note = _official_size_note(card, len(samples))
         if partial:
             result.notes.append(f"--limit {config.limit}: scored {len(samples)} of {len(loader.samples())} samples; "
@@ -515,16 +525,27 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
             if not result.leaderboard_rows:
                 result.notes.append(f"leaderboard: this run's rows are already in {config.leaderboard}")
     elif partial:
+        os.replace(staged, pred_path)
+        write_diagnostics(samples, task, stored, run_dir / "diagnostics.jsonl")
         result.notes.append(f"--limit {config.limit}: {card.name} has no public ground truth and a partial run "
                             "is not a valid submission; no zip written")
     else:
         from refbench.export import export_submission
 
-        rep = export_submission(card.name, pred_path, run_dir / "submission.zip", root=root, overwrite=True)
-        result.submission = Path(rep.path)
+        staged_zip = run_dir / ".staged-submission.zip"
+        try:
+            rep = export_submission(card.name, staged, staged_zip, root=root, overwrite=True)
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            staged_zip.unlink(missing_ok=True)
+            raise
+        os.replace(staged, pred_path)
+        write_diagnostics(samples, task, stored, run_dir / "diagnostics.jsonl")
+        os.replace(staged_zip, run_dir / "submission.zip")
+        result.submission = run_dir / "submission.zip"
         where = rep.server or (card.submission or {}).get("server")
-        result.notes.append(f"submission zip: {rep.path} ({rep.frames} frames of {rep.expressions} expressions)"
-                            + (f"; upload it to {where}" if where else ""))
+        result.notes.append(f"submission zip: {result.submission} ({rep.frames} frames of {rep.expressions} "
+                            f"expressions)" + (f"; upload it to {where}" if where else ""))
     _write_run_json(run_dir, config, acard, adapter, header, d, status="done", started=t0,
                     extra={"samples": len(samples), "partial": partial, "flags": flags,
                            "metrics": eval_summary["metrics"] if eval_summary else None,
@@ -581,12 +602,14 @@ def _append_leaderboard(directory: str, card: Any, acard: Any, header: dict[str,
 
 
 def _already_listed(path: Path, rows: list[Any]) -> bool:
-    """Whether every row (same dataset, model, metric, value, run directory and fingerprint) is in ``path``."""
+    """Whether every row (same dataset, model, protocol, metric, value and fingerprint) is in ``path``: the same
+    result of the same model, whichever run directory or command (``run``, ``demo``) produced it, is listed once."""
     from refbench.leaderboard import format_value, read_rows
 
-    have = {(r.dataset, r.model, r.metric, r.value, r.source, r.fingerprint)
+    have = {(r.dataset, r.model, r.protocol, r.metric, r.value, r.fingerprint)
             for r in read_rows(path, strict=False) if r.kind == "reproduced"}
-    return all((r.dataset, r.model, r.metric, float(format_value(r.value)), r.source, r.fingerprint) in have for r in rows)
+    return all((r.dataset, r.model, r.protocol, r.metric, float(format_value(r.value)), r.fingerprint) in have
+               for r in rows)
 
 
 def _write_run_json(run_dir: Path, config: RunConfig, acard: Any, adapter: Adapter, header: dict[str, Any],

@@ -106,8 +106,10 @@ def test_mevis_golden_round_trip(shared_data, tmp_path):
     assert zipped.metrics["J&F"] == direct.metrics["J&F"]
     assert zipped.metrics == direct.metrics
     # and the official values: cows has a target in every frame, so empty masks score the official [0, 0]
-    assert {k: list(v) for k, v in z_rows.items()} == expected["per_expression"]
-    assert zipped.metrics == expected["global"]
+    assert {k: list(v) for k, v in z_rows.items()} == {k: [j * 100, f * 100]
+                                                       for k, (j, f) in expected["per_expression"].items()}
+    assert zipped.details["official"]["values"] == expected["global"]
+    assert zipped.metrics == {k: v * 100 for k, v in expected["global"].items()}
 
     with zipfile.ZipFile(out) as zf:
         names = zf.namelist()
