@@ -150,7 +150,7 @@ def test_datasets_show_prints_card_protocols_sources_and_quirks():
     assert "server https://codalab" in r.output and "mevis (default)" in r.output
     assert "shown x 100" in r.output
     r = CliRunner().invoke(main, ["datasets", "show", "mevis_vall"])
-    assert r.exit_code == 1 and "did you mean" in r.output and len(r.output.strip().splitlines()) == 1
+    assert r.exit_code == 2 and "did you mean" in r.output and len(r.output.strip().splitlines()) == 1
 
 
 def test_datasets_show_is_light():

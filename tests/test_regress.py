@@ -233,7 +233,7 @@ def test_baseline_on_the_old_scale_is_refused_in_one_line_then_rewritten(tmp_pat
                                                 "empty/demo_mevis_val_u": {"metrics": {"J&F": 0.046}}}, scale=None)
     run = make_run(tmp_path / "r", {"J": 0.24, "F": 1.75, "J&F": 0.99})
     r = regress("--baseline", old, "--run", run)
-    assert r.exit_code == 1 and "drift" not in r.output
+    assert r.exit_code == 2 and "drift" not in r.output
     assert len(r.output.strip().splitlines()) == 1, r.output
     assert "baseline written on the old scale" in r.output and "refbench regress --write" in r.output
     with pytest.raises(RegressError, match="old scale"):
@@ -250,5 +250,5 @@ def test_baseline_on_the_old_scale_is_refused_in_one_line_then_rewritten(tmp_pat
 def test_run_summary_on_the_old_scale_is_refused(tmp_path, base):
     run = make_run(tmp_path / "r", dict(M), scale="fraction")
     r = regress("--baseline", base, "--run", run)
-    assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
     assert "old fraction scale" in r.output and f"refbench eval --run {run}" in r.output
