@@ -123,9 +123,12 @@ def demo_cmd(device: str, out: str, no_leaderboard: bool, json_out: str | None) 
               help="Grounding: score all queries (default) or only those in the prediction file (e.g. TimeChat's 500).")
 @click.option("--unknown", type=click.Choice(["error", "ignore"]),
               help="RES: predictions for ids outside the split are an error (default) or ignored and counted.")
+@click.option("--protocol-arg", "protocol_args", multiple=True, metavar="KEY=VALUE",
+              help="A protocol option (SA-V, SeCVOS, LVOS, MOSE v2, ReasonVOS; docs/protocols_vos.md), e.g. "
+                   "skip_first_last=false.")
 @_fail_cleanly
 def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out, device, values, parse_style, subset,
-             unknown) -> None:
+             unknown, protocol_args) -> None:
     """Score existing predictions exactly as the dataset's official evaluator would."""
     from refbench.evaluate.run import evaluate, format_table, write_csv, write_json
 
@@ -134,7 +137,13 @@ def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out,
     if not dataset or not pred:
         raise RefbenchError("eval: give --dataset and --pred, or --run DIR")
 
-    given = {"values": values, "parse_style": parse_style, "subset": subset, "unknown": unknown}
+    given = {"values": values, "parse_style": parse_style, "subset": subset, "unknown": unknown,
+             "protocol_args": _parse_protocol_args(protocol_args) or None}
+    if protocol_args:
+        from refbench.cards import dataset_card
+
+        if dataset_card(dataset).task not in ("refvos", "vos"):
+            raise RefbenchError(f"--protocol-arg: dataset {dataset} has no protocol options (video protocols only)")
     options = {k: v for k, v in given.items() if v is not None}
     bar = _ProgressBar(f"eval {dataset}")
     try:
@@ -149,6 +158,17 @@ def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out,
     if csv_out:
         write_csv(result.per_sample, csv_out)
         click.echo(f"per-sample: {csv_out}")
+
+
+def _parse_protocol_args(items) -> dict[str, str]:
+    """``KEY=VALUE`` strings of ``--protocol-arg`` as a dict (the protocol checks names and values)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise RefbenchError(f"--protocol-arg {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def _default_leaderboard_dir() -> str:
@@ -260,7 +280,7 @@ def _from_run(run_dir: str, dataset: str | None, root: str | None, pred: str | N
               help="A refbench run directory (its predictions.json and dataset).")
 @click.option("--dataset", help="Dataset card name (with --pred; default: the run's).")
 @click.option("--pred", type=click.Path(exists=True), help="Predictions to export instead of a run's.")
-@click.option("--format", "fmt", type=click.Choice(["mevis", "refytvos", "davis"]),
+@click.option("--format", "fmt", type=click.Choice(["mevis", "refytvos", "davis", "ytvos"]),
               help="Submission format (default: the card's).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Zip to write (default: <run>/submission-<format>.zip).")
 @click.option("--root", type=click.Path(file_okay=False), help="Data root (default: the run's, or the card's).")
@@ -268,7 +288,7 @@ def _from_run(run_dir: str, dataset: str | None, root: str | None, pred: str | N
 @click.option("--overwrite", is_flag=True, help="Replace an existing zip.")
 @_fail_cleanly
 def export_cmd(run_dir, dataset, pred, fmt, out, root, missing, overwrite) -> None:
-    """Write a CodaLab/Codabench submission zip (MeViS, Ref-YouTube-VOS, DAVIS palette PNGs)."""
+    """Write a CodaLab/Codabench submission zip (MeViS, Ref-YouTube-VOS, DAVIS / MOSE and YouTube-VOS palette PNGs)."""
     from pathlib import Path
 
     from refbench.export import export_submission
