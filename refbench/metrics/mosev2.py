@@ -14,14 +14,14 @@ Per frame, for one object with prediction P and ground truth G (binary):
   for a non-integer radius its grid is ``arange(-r, r + 1)``, so the disk is off-centre (``cv2.dilate`` anchors it
   at index ``size // 2``). Boundaries, matches and the empty cases as DAVIS ``f_measure``.
 
-Everything is computed on bit-packed masks (:mod:`refbench.metrics._bits`): integer radii use the shared disk
-dilation, the off-centre disks :func:`dilate_footprint`; counts are exact integers on every device and the floats
-follow the official IEEE operations, so the values are bit-identical to the official ones.
+Everything is computed on bit-packed masks (:mod:`refbench.metrics._bits`); every disk, centred or not, is
+dilated by :func:`dilate_footprint`, exact at the image borders by construction; counts are exact integers on
+every device and the floats follow the official IEEE operations, so the values are bit-identical to the official
+ones.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Sequence, Union
 
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from refbench.metrics import _bits
-from refbench.metrics.frame import _as_mask, _f_from_counts
+from refbench.metrics.frame import _as_mask, _content_crop, _f_from_counts
 
 MaskLike = Union[torch.Tensor, np.ndarray]
 
@@ -88,51 +88,79 @@ def _window(words: torch.Tensor, length: int, east: bool) -> torch.Tensor:
     return result
 
 
-def _row_segment(words: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-    """``out[..., x] = OR_{lo <= dx <= hi} words[..., x + dx]``, exact at the image borders.
-
-    The offsets >= 0 come from an east window anchored at ``max(lo, 0)`` and the offsets < 0 from a west window
-    anchored at ``min(hi, -1)``: each anchor lies inside the image whenever any pixel of its part does, so no
-    partially visible window is lost at a border (a single window anchored at ``lo < 0`` would be)."""
-    out = torch.zeros_like(words)
-    if hi >= 0:
-        a = max(lo, 0)
-        win = _window(words, hi - a + 1, east=True)
-        out |= _bits.take_east(win, a) if a else win
-    if lo < 0:
-        b = min(hi, -1)
-        out |= _bits.take_west(_window(words, b - lo + 1, east=False), -b)
-    return out
-
-
 def dilate_footprint(words: torch.Tensor, rows: Sequence[tuple[int, int, int]]) -> torch.Tensor:
     """Dilate packed ``(..., H, K)`` maps by a footprint given as :func:`footprint_rows` (cv2.dilate semantics:
-    pixels outside the image never count). Padding bits of the result may be set; they must only be AND-ed with
-    zero-padded maps."""
-    height = words.shape[-2]
+    pixels outside the image never count).
+
+    Every image row is laid out between ``g`` zero guard words on each side and all rows of a map form one bit line
+    (``64 g`` > the footprint's reach). A horizontal displacement within the reach then never carries a bit into
+    another row, and the guard words keep the bits that a partial result moves outside the image, so a window partly
+    outside it is exact. Each row segment ``[lo, hi]`` starts as the map shifted by ``lo`` and is widened eastwards
+    (``cur | east_b(cur)``, b <= its width), reusing the previous segment when it nests, so every intermediate
+    displacement stays within ``[lo, hi]``; then each row is OR-ed in at its vertical offset."""
+    *lead, height, k = words.shape
+    if not rows:
+        return torch.zeros_like(words)
+    reach = max(max(abs(lo), abs(hi)) for _dy, lo, hi in rows)
+    g = reach // _bits.WORD + 1
+    stride = g + k
+    line = torch.zeros((*lead, height * stride + g), dtype=words.dtype, device=words.device)
+    line[..., : height * stride].view(*lead, height, stride)[..., g:] = words
+
+    def shift(x: torch.Tensor, dx: int) -> torch.Tensor:
+        if dx > 0:
+            return _bits.take_east(x, dx)
+        return _bits.take_west(x, -dx) if dx < 0 else x
+
+    def widen(cur: torch.Tensor, c_lo: int, c_hi: int, lo: int, hi: int) -> torch.Tensor:
+        while c_lo > lo or c_hi < hi:
+            if c_hi < hi:
+                b = min(hi - c_hi, c_hi - c_lo + 1)
+                cur = cur | _bits.take_east(cur, b)
+                c_hi += b
+            if c_lo > lo:
+                a = min(c_lo - lo, c_hi - c_lo + 1)
+                cur = cur | _bits.take_west(cur, a)
+                c_lo -= a
+        return cur
+
+    segments: dict[tuple[int, int], torch.Tensor] = {}
+    prev: tuple[int, int] | None = None
+    for lo, hi in sorted({(lo, hi) for _dy, lo, hi in rows}, key=lambda s: (s[1] - s[0], s[0])):
+        if prev is not None and prev[0] >= lo and prev[1] <= hi:
+            segments[(lo, hi)] = widen(segments[prev], prev[0], prev[1], lo, hi)
+        else:
+            segments[(lo, hi)] = widen(shift(line, lo), lo, lo, lo, hi)
+        prev = (lo, hi)
     out = torch.zeros_like(words)
-    windows: dict[tuple[int, int], torch.Tensor] = {}
     for dy, lo, hi in rows:
         if abs(dy) >= height:
             continue
-        if (lo, hi) not in windows:
-            windows[(lo, hi)] = _row_segment(words, lo, hi)
-        win = windows[(lo, hi)]
+        seg = segments[(lo, hi)][..., : height * stride].view(*lead, height, stride)[..., g:]
         if dy == 0:
-            out |= win
+            out |= seg
         elif dy > 0:
-            out[..., : height - dy, :] |= win[..., dy:, :]
+            out[..., : height - dy, :] |= seg[..., dy:, :]
         else:
-            out[..., -dy:, :] |= win[..., : height + dy, :]
+            out[..., -dy:, :] |= seg[..., : height + dy, :]
     return out
 
 
 def dilate(words: torch.Tensor, radius: float) -> torch.Tensor:
-    """Dilate packed maps by skimage ``disk(radius)`` as cv2.dilate applies it, for any radius >= 0."""
-    r = float(radius)
-    if r == math.floor(r):
-        return _bits.dilate_disk(words, int(r))  # a fresh workspace: the result is not shared
-    return dilate_footprint(words, footprint_rows(disk_footprint(r)))
+    """Dilate packed ``(..., H, K)`` maps by skimage ``disk(radius)`` as cv2.dilate applies it, for any radius >= 0
+    (integer radii give the usual centred disk, fractional ones score.py's off-centre one)."""
+    return dilate_footprint(words, footprint_rows(disk_footprint(float(radius))))
+
+
+def _content(maps: torch.Tensor) -> tuple[slice, slice] | None:
+    """Rows and word columns of packed ``(2, n, H, K)`` maps that hold any set bit, or None. Dilating only that box
+    is exact for the matches: every source pixel and every pixel the result is AND-ed with lie inside it."""
+    occ = (maps[0] | maps[1]).ne(0).any(dim=0)
+    rows = occ.any(dim=1).nonzero()
+    if rows.numel() == 0:
+        return None
+    cols = occ.any(dim=0).nonzero()
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -182,13 +210,19 @@ def frame_scores(pred: MaskLike, gt: MaskLike, device: torch.device | str | None
         empty = np.zeros(0, dtype=np.float64)
         return FrameScores(empty, empty.copy(), empty.copy(), np.zeros(0, dtype=bool))
     words = _bits.pack(torch.stack([p.bool(), g.bool()]))  # (2, T, H, K)
+    crop = _content_crop(words)  # every pixel and boundary pixel of both masks, one row above / word left spare
+    if crop is None:  # both empty everywhere: J = F = 1
+        ones = np.ones(n, dtype=np.float64)
+        return FrameScores(J=ones, F_new=ones.copy(), F=ones.copy(), empty_gt=np.ones(n, dtype=bool))
+    rs, cs, last_row, last_word = crop
+    words = words[:, :, rs, cs].contiguous()
     inter = _bits.count(words[0] & words[1])
     union = _bits.count(words[0] | words[1])
     area = _bits.count(words[1]).cpu().numpy()
     j = (inter + 1).to(torch.float64) / (union + 1).to(torch.float64)
     j = torch.where(union == 0, torch.ones_like(j), j.clamp(0.0, 1.0))
 
-    bnd = _bits.boundary(words, width, last_row=True, last_word=-1)
+    bnd = _bits.boundary(words, width, last_row=last_row, last_word=words.shape[-1] - 1 if last_word else None)
     n_fg = _bits.count(bnd[0])
     n_gt = _bits.count(bnd[1])
     per_frame = [radii(int(a), height, width) for a in area]
@@ -201,6 +235,10 @@ def frame_scores(pred: MaskLike, gt: MaskLike, device: torch.device | str | None
     for r, frames in by_radius.items():
         idx = torch.tensor(sorted(set(frames)), dtype=torch.long, device=p.device)
         sub = bnd[:, idx]
+        box = _content(sub)
+        if box is None:  # no boundary pixel in any of these frames: no match to count
+            continue
+        sub = sub[:, :, box[0], box[1]]
         dil = dilate(sub, r)
         fg_match = _bits.count(sub[0] & dil[1])
         gt_match = _bits.count(sub[1] & dil[0])

@@ -112,10 +112,13 @@ def test_dilate_footprint_equals_cv2_on_asymmetric_kernels(seed):
     assert np.array_equal(got.numpy(), ref != 0)
 
 
-@pytest.mark.parametrize("radius", [1.0, 4.0, 7.837207665999416, 2.5, 11.749])
+@pytest.mark.parametrize("radius", [1.0, 4.0, 9.0, 12.0, 18.0, 7.837207665999416, 2.5, 11.749, 17.62])
 def test_dilate_equals_cv2_for_integer_and_fractional_radii(radius):
     rng = np.random.default_rng(int(radius * 1000))
     src = (rng.random((2, 70, 150)) < 0.01).astype(np.uint8)
+    src[:, ::7, 0] = 1  # pixels on every border: the windows that leave the image must not lose them
+    src[:, ::5, -1] = 1
+    src[:, 0, ::3] = 1
     ref = np.stack([cv2.dilate(s, _ref_disk(radius)) for s in src])
     got = _bits.unpack(dilate(_bits.pack(torch.from_numpy(src).bool()), radius), 150)
     assert np.array_equal(got.numpy(), ref != 0)
