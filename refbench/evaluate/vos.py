@@ -843,6 +843,10 @@ EVALUATORS: dict[str, Callable[..., EvalResult]] = {
     "reasonvos": evaluate_reasonvos,
 }
 
+#: Protocols whose official input is a PNG tree, and its layout.
+_PNG_ONLY = {"sav": "<video>/<obj>/<frame>.png", "secvos": "<video>/<obj>/<frame>.png",
+             "lvos": "<seq>/<frame>.png, indexed", "mosev2": "<vid>/<frame>.png, indexed"}
+
 #: The loader interface each protocol needs (a method it calls), for a clear error on a wrong card.
 _NEEDS = {"sav": "annotation_path", "secvos": "scenes", "lvos": "range_problem", "mosev2": "gt_frames",
           "refsav": "gt_masks", "reasonvos": "gt_masks_official"}
@@ -862,6 +866,10 @@ def evaluate_vos_protocol(protocol: str, card: Any, loader: Any, pred_path: Path
     pred_path = Path(pred_path)
     if not pred_path.exists():
         raise PredictionError(f"{pred_path}: predictions not found")
+    if protocol in _PNG_ONLY and pred_path.is_file() and pred_path.suffix.lower() == ".json":
+        raise PredictionError(f"{pred_path}: protocol {protocol!r} reads the official PNG layout "
+                              f"({_PNG_ONLY[protocol]}), as a folder or a zip; an RLE JSON has no defined frame "
+                              "alignment here")
     result = EVALUATORS[protocol](card, loader, pred_path, missing, device, args, progress)
     for k, v in result.metrics.items():
         if v is not None and not isinstance(v, float):

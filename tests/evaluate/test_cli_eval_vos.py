@@ -310,3 +310,19 @@ def test_reasonvos_golden(shared_data, tmp_path):
     assert {k: s["metrics"][k] for k in ("J", "F", "J&F")} == exp["results"]
     assert s["details"]["except_lines"] == exp["stdout_except_lines"]
     assert s["details"]["protocol_args"] == {"gt_size": "official"}
+
+
+def test_sav_missing_empty_scores_the_absent_video(shared_data, tmp_path):
+    root = shared_data / "sav_golden"
+    s = _eval(tmp_path, "--dataset", "sav_val", "--root", str(root), "--pred", str(root / "predictions"),
+              "--missing", "empty")
+    assert s["counts"]["filled"] == 1 and "sav_syn_004" in s["details"]["videos_evaluated"]
+    rows = _sav_rows(tmp_path)
+    assert float(rows["sav_syn_004/000"]["J"]) == 0.0 and int(rows["sav_syn_004/000"]["filled"]) > 0
+
+
+def test_png_protocols_refuse_rle_json(shared_data, tmp_path):
+    pred = tmp_path / "pred.json"
+    pred.write_text("{}")
+    out = _fails("--dataset", "lvos_v2_val", "--root", str(shared_data / "lvos_golden"), "--pred", str(pred))
+    assert "PNG layout" in out
