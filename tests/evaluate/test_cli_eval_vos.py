@@ -166,7 +166,11 @@ def test_lvos_golden(shared_data, tmp_path):
     with open(tmp_path / "samples.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["key"] for r in rows] == exp["object_order"]
-    assert [r["split"] for r in rows] == [exp["per_object"][k]["split"] for k in exp["object_order"]]
+    for r in rows:
+        obj = exp["per_object"][r["key"]]
+        assert r["split"] == obj["split"]
+        assert (float(r["J"]), float(r["F"]), float(r["V"])) == \
+            (obj["J-Mean"] * 100, obj["F-Mean"] * 100, obj["V-Mean"] * 100), r["key"]
     assert s["counts"]["seen_objects"] == len(exp["seen_objects"])
 
 
@@ -217,6 +221,16 @@ def test_mosev2_golden(shared_data, tmp_path):
     for name, col in off["metrics"].items():
         assert s["metrics"][name] == exp["global"][col], name
     assert s["counts"]["official"] == 1  # mv2_missing's one object scores 0, counted
+    import csv
+
+    with open(tmp_path / "samples.csv") as fh:
+        rows = {r["key"]: r for r in csv.DictReader(fh)}
+    cols = {"J&F": "J&F_new", "J": "J", "F": "F_new", "J&F (disappear)": "disappear_J&F_new",
+            "J&F (reappear)": "reappear_J&F_new", "F (standard)": "F", "J&F (standard)": "J&F"}
+    for key, obj in exp["per_object"].items():
+        for col, name in cols.items():
+            want = obj["metrics_json"][name]
+            assert (rows[key][col] == "") if want is None else float(rows[key][col]) == want, (key, col)
 
 
 def test_mosev2_defaults_are_errors(shared_data):
