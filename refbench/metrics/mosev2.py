@@ -71,23 +71,6 @@ def footprint_rows(footprint: np.ndarray) -> list[tuple[int, int, int]]:
     return rows
 
 
-def _window(words: torch.Tensor, length: int, east: bool) -> torch.Tensor:
-    """``out[..., x] = OR_{0 <= i < length} words[..., x + i]`` (``east``) or ``words[..., x - i]`` (west) along the
-    packed pixel axis, zero outside; built by doubling with shifts in one direction only."""
-    shift = _bits.take_east if east else _bits.take_west
-    result = torch.zeros_like(words)
-    cur, cur_len, offset, n = words, 1, 0, length
-    while n:
-        if n & 1:
-            result |= shift(cur, offset) if offset else cur
-            offset += cur_len
-        n >>= 1
-        if n:
-            cur = cur | shift(cur, cur_len)
-            cur_len *= 2
-    return result
-
-
 def dilate_footprint(words: torch.Tensor, rows: Sequence[tuple[int, int, int]]) -> torch.Tensor:
     """Dilate packed ``(..., H, K)`` maps by a footprint given as :func:`footprint_rows` (cv2.dilate semantics:
     pixels outside the image never count).
@@ -95,54 +78,51 @@ def dilate_footprint(words: torch.Tensor, rows: Sequence[tuple[int, int, int]]) 
     Every image row is laid out between ``g`` zero guard words on each side and all rows of a map form one bit line
     (``64 g`` > the footprint's reach). A horizontal displacement within the reach then never carries a bit into
     another row, and the guard words keep the bits that a partial result moves outside the image, so a window partly
-    outside it is exact. Each row segment ``[lo, hi]`` starts as the map shifted by ``lo`` and is widened eastwards
-    (``cur | east_b(cur)``, b <= its width), reusing the previous segment when it nests, so every intermediate
-    displacement stays within ``[lo, hi]``; then each row is OR-ed in at its vertical offset."""
+    outside it is exact. The row segments ``[lo, hi]`` are built narrowest first: each starts as the map shifted by
+    ``lo`` (or continues the previous segment when that one nests in it) and is widened in place by ``cur |= east_b
+    (cur)`` / ``west_a(cur)`` with b, a <= its width, so every intermediate displacement stays within ``[lo, hi]``;
+    a finished segment is OR-ed into the result at the vertical offsets of its footprint rows right away."""
     *lead, height, k = words.shape
+    out = torch.zeros_like(words)
     if not rows:
-        return torch.zeros_like(words)
+        return out
     reach = max(max(abs(lo), abs(hi)) for _dy, lo, hi in rows)
     g = reach // _bits.WORD + 1
     stride = g + k
     line = torch.zeros((*lead, height * stride + g), dtype=words.dtype, device=words.device)
     line[..., : height * stride].view(*lead, height, stride)[..., g:] = words
-
-    def shift(x: torch.Tensor, dx: int) -> torch.Tensor:
-        if dx > 0:
-            return _bits.take_east(x, dx)
-        return _bits.take_west(x, -dx) if dx < 0 else x
-
-    def widen(cur: torch.Tensor, c_lo: int, c_hi: int, lo: int, hi: int) -> torch.Tensor:
+    offsets: dict[tuple[int, int], list[int]] = {}
+    for dy, lo, hi in rows:
+        if abs(dy) < height:
+            offsets.setdefault((lo, hi), []).append(dy)
+    cur: torch.Tensor | None = None
+    c_lo = c_hi = 0
+    for lo, hi in sorted(offsets, key=lambda s: (s[1] - s[0], s[0])):
+        if cur is None or not (c_lo >= lo and c_hi <= hi):
+            if lo > 0:
+                cur = _bits.take_east(line, lo)
+            elif lo < 0:
+                cur = _bits.take_west(line, -lo)
+            else:
+                cur = line.clone()
+            c_lo = c_hi = lo
         while c_lo > lo or c_hi < hi:
             if c_hi < hi:
                 b = min(hi - c_hi, c_hi - c_lo + 1)
-                cur = cur | _bits.take_east(cur, b)
+                cur |= _bits.take_east(cur, b)
                 c_hi += b
             if c_lo > lo:
                 a = min(c_lo - lo, c_hi - c_lo + 1)
-                cur = cur | _bits.take_west(cur, a)
+                cur |= _bits.take_west(cur, a)
                 c_lo -= a
-        return cur
-
-    segments: dict[tuple[int, int], torch.Tensor] = {}
-    prev: tuple[int, int] | None = None
-    for lo, hi in sorted({(lo, hi) for _dy, lo, hi in rows}, key=lambda s: (s[1] - s[0], s[0])):
-        if prev is not None and prev[0] >= lo and prev[1] <= hi:
-            segments[(lo, hi)] = widen(segments[prev], prev[0], prev[1], lo, hi)
-        else:
-            segments[(lo, hi)] = widen(shift(line, lo), lo, lo, lo, hi)
-        prev = (lo, hi)
-    out = torch.zeros_like(words)
-    for dy, lo, hi in rows:
-        if abs(dy) >= height:
-            continue
-        seg = segments[(lo, hi)][..., : height * stride].view(*lead, height, stride)[..., g:]
-        if dy == 0:
-            out |= seg
-        elif dy > 0:
-            out[..., : height - dy, :] |= seg[..., dy:, :]
-        else:
-            out[..., -dy:, :] |= seg[..., : height + dy, :]
+        seg = cur[..., : height * stride].view(*lead, height, stride)[..., g:]
+        for dy in offsets[(lo, hi)]:
+            if dy == 0:
+                out |= seg
+            elif dy > 0:
+                out[..., : height - dy, :] |= seg[..., dy:, :]
+            else:
+                out[..., -dy:, :] |= seg[..., : height + dy, :]
     return out
 
 
