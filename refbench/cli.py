@@ -305,9 +305,12 @@ def demo_cmd(device: str, out: str, no_leaderboard: bool, json_out: str | None) 
 @click.option("--bad-spans", type=click.Choice(["error", "official"]),
               help="Grounding: a predicted span with start > end or start < 0 is an error naming the query "
                    "(default), or scored as the official script scores it (IoU of the span as given).")
+@click.option("--protocol-arg", "protocol_args", multiple=True, metavar="KEY=VALUE",
+              help="A protocol option (SA-V, SeCVOS, LVOS, MOSE v2, ReasonVOS; docs/protocols_vos.md), e.g. "
+                   "skip_first_last=false.")
 @_fail_cleanly
 def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out, device, values, parse_style, subset,
-             unknown, bad_spans) -> None:
+             unknown, bad_spans, protocol_args) -> None:
     """Score existing predictions exactly as the dataset's official evaluator would."""
     if run_dir:
         dataset, root, pred = _from_run(run_dir, dataset, root, pred)
@@ -316,7 +319,7 @@ def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out,
     _protocol_applies(dataset, protocol)
 
     given = {"values": values, "parse_style": parse_style, "subset": subset, "unknown": unknown,
-             "bad_spans": bad_spans}
+             "bad_spans": bad_spans, "protocol_args": _parse_protocol_args(protocol_args) or None}
     options = {k: v for k, v in given.items() if v is not None}
     _check_eval_options(dataset, protocol, options)  # every usage error before torch is imported
     _check_device(device)
@@ -346,12 +349,14 @@ def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out,
         click.echo(f"per-sample: {csv_out}")
 
 
-#: eval options that only apply to one task (and, for --values, one protocol)
-_EVAL_OPTION_TASKS = {"values": ("refvos", "--values", "ReVOS (protocol revos)"),
-                      "parse_style": ("tsg", "--parse-style", "temporal grounding"),
-                      "subset": ("tsg", "--subset", "temporal grounding"),
-                      "bad_spans": ("tsg", "--bad-spans", "temporal grounding"),
-                      "unknown": ("res", "--unknown", "referring expression segmentation")}
+#: eval options that only apply to some tasks (and, for --values, one protocol)
+_EVAL_OPTION_TASKS = {"values": (("refvos",), "--values", "ReVOS (protocol revos)"),
+                      "parse_style": (("tsg",), "--parse-style", "temporal grounding"),
+                      "subset": (("tsg",), "--subset", "temporal grounding"),
+                      "bad_spans": (("tsg",), "--bad-spans", "temporal grounding"),
+                      "unknown": (("res",), "--unknown", "referring expression segmentation"),
+                      "protocol_args": (("refvos", "vos"), "--protocol-arg",
+                                        "video protocols with options (SA-V, SeCVOS, LVOS, MOSE v2, ReasonVOS)")}
 
 
 def _check_eval_options(dataset: str, protocol: str | None, options: dict) -> None:
@@ -360,11 +365,22 @@ def _check_eval_options(dataset: str, protocol: str | None, options: dict) -> No
 
     card = dataset_card(dataset)
     for key in options:
-        task, flag, what = _EVAL_OPTION_TASKS[key]
+        tasks, flag, what = _EVAL_OPTION_TASKS[key]
         used = protocol or card.protocol
-        if card.task != task or (key == "values" and used != "revos"):
+        if card.task not in tasks or (key == "values" and used != "revos"):
             raise RefbenchError(f"{flag} applies to {what}; {card.name} is a {card.task} dataset scored with "
                                 f"protocol {used}")
+
+
+def _parse_protocol_args(items) -> dict[str, str]:
+    """``KEY=VALUE`` strings of ``--protocol-arg`` as a dict (the protocol checks names and values)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise RefbenchError(f"--protocol-arg {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def _default_leaderboard_dir() -> str:
@@ -609,7 +625,7 @@ def _from_run(run_dir: str, dataset: str | None, root: str | None, pred: str | N
               help="A refbench run directory (its predictions.json and dataset).")
 @click.option("--dataset", help="Dataset card name (with --pred; default: the run's).")
 @click.option("--pred", type=click.Path(exists=True), help="Predictions to export instead of a run's.")
-@click.option("--format", "fmt", type=click.Choice(["mevis", "refytvos", "davis"]),
+@click.option("--format", "fmt", type=click.Choice(["mevis", "refytvos", "davis", "ytvos"]),
               help="Submission format (default: the card's).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Zip to write (default: <run>/submission-<format>.zip).")
 @click.option("--root", type=click.Path(file_okay=False), help="Data root (default: the run's, or the card's).")
@@ -617,7 +633,7 @@ def _from_run(run_dir: str, dataset: str | None, root: str | None, pred: str | N
 @click.option("--overwrite", is_flag=True, help="Replace an existing zip.")
 @_fail_cleanly
 def export_cmd(run_dir, dataset, pred, fmt, out, root, missing, overwrite) -> None:
-    """Write a CodaLab/Codabench submission zip (MeViS, Ref-YouTube-VOS, DAVIS palette PNGs)."""
+    """Write a CodaLab/Codabench submission zip (MeViS, Ref-YouTube-VOS, DAVIS / MOSE and YouTube-VOS palette PNGs)."""
     from pathlib import Path
 
     from refbench.export import export_submission

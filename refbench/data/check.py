@@ -21,6 +21,8 @@ def found_counts(card: DatasetCard, samples: list) -> dict[str, int]:
         found["frames"] = sum(len(fr) for fr in {s.video: s.frames for s in samples}.values())
     elif card.task == "vos":
         found = {"videos": len(samples), "frames": sum(len(s.frames) for s in samples)}
+        if samples and hasattr(samples[0], "objects"):  # SA-V, SeCVOS, LVOS, MOSE v2 samples list their objects
+            found["objects"] = sum(len(s.objects) for s in samples)
     elif card.task == "tsg":
         found = {"videos": len({s.video for s in samples}), "queries": len(samples)}
     elif card.task == "res":

@@ -53,7 +53,7 @@ import os
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 from refbench.data.base import DatasetError, PredictionError, VideoExpression
 from refbench.evaluate.result import (MISSING_MODES, PERCENT, EvalResult, official_block, percent_metrics,
@@ -64,6 +64,10 @@ PathLike = Union[str, Path]
 Progress = Callable[[int, int], None]
 
 PROTOCOLS = ("mevis", "refdavis_b", "revos", "davis_semi", "davis_unsup", "refdavis_a")
+#: SA-V, SeCVOS, LVOS, MOSE v2, Ref-SAV, ReasonVOS: scored by :mod:`refbench.evaluate.vos` (facts in
+#: :mod:`refbench.evaluate.vos_facts`, docs/protocols_vos.md).
+VOS_PROTOCOLS = ("sav", "secvos", "lvos", "mosev2", "refsav", "reasonvos")
+PROTOCOLS = PROTOCOLS + VOS_PROTOCOLS
 
 REFERENCES: dict[str, dict[str, Any]] = {
     "mevis": {"repo": "henghuiding/MeViS", "file": "tools/eval_mevis.py",
@@ -79,6 +83,16 @@ REFERENCES: dict[str, dict[str, Any]] = {
     "refdavis_a": {"repo": "wjn922/ReferFormer", "file": "inference_davis.py, eval_davis.py",
                    "commit": "9a2d4f65e7da887b5699166be11cb5dbf865957c"},
 }
+
+
+def _register_vos_references() -> None:
+    from refbench.evaluate.vos_facts import VOS_PROTOCOL_FACTS
+
+    for name in VOS_PROTOCOLS:
+        REFERENCES[name] = dict(VOS_PROTOCOL_FACTS[name].reference)
+
+
+_register_vos_references()
 
 _REVOS_CATEGORIES = (("referring", "referring"), ("reason", "reasoning"), ("overall", "overall"))
 
@@ -457,6 +471,7 @@ def evaluate_video(
     values: str | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    protocol_args: Mapping[str, Any] | None = None,
 ) -> EvalResult:
     """Score the video mask predictions at ``pred_path`` against ``loader``'s ground truth.
 
@@ -468,6 +483,7 @@ def evaluate_video(
     missing: ``"error"``, ``"empty"`` or ``"official"`` (module doc).
     device: torch device for J and F. values: ReVOS value semantics, ``"official"`` (default) or ``"binary"``.
     progress: optional ``callable(n_done, n_total)``; workers: threads (default min(8, CPUs)).
+    protocol_args: ``--protocol-arg`` options of the :data:`VOS_PROTOCOLS` (``refbench.evaluate.vos_facts``).
     Returns an :class:`EvalResult` in percent; ``details["official"]`` is what the official script prints.
     """
     if card is not None and getattr(card, "task", None) not in ("refvos", "vos"):
@@ -481,6 +497,15 @@ def evaluate_video(
         raise ValueError(f"unknown video protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
     if missing not in MISSING_MODES:
         raise ValueError(f"unknown missing mode {missing!r}; expected one of {', '.join(MISSING_MODES)}")
+    if protocol in VOS_PROTOCOLS:
+        if values is not None:
+            raise ValueError(f"--values applies to protocol 'revos' only, not {protocol!r}")
+        from refbench.evaluate.vos import evaluate_vos_protocol
+
+        return evaluate_vos_protocol(protocol, card, loader, pred_path, missing=missing, device=device,
+                                     protocol_args=protocol_args, progress=progress)
+    if protocol_args:
+        raise ValueError(f"protocol {protocol!r} takes no --protocol-arg")
     if protocol == "revos":
         values = values or "official"
         if values not in ("official", "binary"):
@@ -508,4 +533,4 @@ def evaluate_video(
                       reference=_reference(card, protocol), details=details)
 
 
-__all__ = ["PROTOCOLS", "REFERENCES", "evaluate_video"]
+__all__ = ["PROTOCOLS", "REFERENCES", "VOS_PROTOCOLS", "evaluate_video"]

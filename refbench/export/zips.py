@@ -5,8 +5,10 @@ Formats (``docs/protocols.md`` #mevis, #refytvos, #refdavis_a; the dataset cards
 * ``"mevis"`` -- henghuiding/MeViS valid server (CodaLab competition 15094): ``<video>/<exp_id>/<frame>.png``
   at the zip root, no top folder; one ``'L'`` PNG with values 0 / 255 per listed frame of every expression.
 * ``"refytvos"`` -- Ref-YouTube-VOS valid server (CodaLab competition 3282): the same below ``Annotations/``.
-* ``"davis"`` -- palette PNGs (Ref-DAVIS17 convention A, MOSE), written by
+* ``"davis"`` -- palette PNGs (Ref-DAVIS17 convention A, MOSE v1 / v2), written by
   :func:`refbench.export.davis.export_davis`.
+* ``"ytvos"`` -- YouTube-VOS (2019 valid, CodaLab competition 6066): the same palette PNGs below ``Annotations/``,
+  written by :func:`refbench.export.vos.export_ytvos`.
 
 A zip holds **exactly** the frames the server expects: every frame listed for every sample of the card's
 loader, and nothing else. Masks have the frame's size: the sample's ``height`` / ``width`` when the meta has
@@ -47,8 +49,9 @@ Progress = Callable[[int, int], None]
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Submission formats: MeViS zip root, Ref-YouTube-VOS ``Annotations/``, DAVIS palette PNGs.
-FORMATS = ("mevis", "refytvos", "davis")
+#: Submission formats: MeViS zip root, Ref-YouTube-VOS ``Annotations/``, DAVIS palette PNGs, YouTube-VOS palette PNGs
+#: below ``Annotations/`` (:mod:`refbench.export.vos`).
+FORMATS = ("mevis", "refytvos", "davis", "ytvos")
 #: ``"error"``: a missing prediction raises; ``"empty"``: it is written as an empty mask and counted.
 MISSING_MODES = ("error", "empty")
 #: Every zip entry gets this timestamp (the earliest a zip can store), so zips do not depend on the clock.
@@ -309,6 +312,10 @@ def export_submission(
     loader = card.open(root)
     if fmt == "davis":
         return _export_davis(card, loader, pred, out, missing, overwrite)
+    if fmt == "ytvos":
+        from refbench.export.vos import export_ytvos
+
+        return export_ytvos(card, loader, pred, out, missing, overwrite)
 
     samples = list(loader.samples())
     if not samples:

@@ -332,6 +332,13 @@ class _PngTree(MaskSource):
     def describe(self, video: str, exp_id: str | None, frame: str) -> str:
         return self._where(f"{self._folder(video, exp_id)}/{safe_component(frame, 'frame name', self.path)}.png")
 
+    def listed_frames(self, video: str, exp_id: str | None = None) -> list[str]:
+        """The frame names (PNG stems, unsorted) stored in one sample's folder, whatever the dataset lists; for
+        evaluators that, like MOSE v2's ``score.py``, name frames by their position in the prediction listing."""
+        folder = self._folder(video, exp_id) + "/"
+        return [f[len(folder):-4] for f in self._pngs
+                if f.startswith(folder) and "/" not in f[len(folder):] and not f[len(folder):].startswith(".")]
+
     def check_known(self, known: Mapping[str, Iterable[str] | None], dataset: Any = None) -> None:
         if self.layout == "expression":
             allowed = {f"{v}/{e}" for v, exps in known.items() for e in (exps or ())}

@@ -325,7 +325,7 @@ def test_argument_checks(tmp_path):
     root, videos, _ = _refytvos_root(tmp_path)
     pred = _write_preds(tmp_path / "pred", videos, {v: (24, 40) if i == 0 else (30, 50)
                                                     for i, v in enumerate(videos)})
-    assert FORMATS == ("mevis", "refytvos", "davis")
+    assert FORMATS == ("mevis", "refytvos", "davis", "ytvos")
     with pytest.raises(ValueError, match="no submission format"):
         export_submission("mevis_val_u", pred, tmp_path / "a.zip", root=root)
     with pytest.raises(ValueError, match="unknown submission format"):
