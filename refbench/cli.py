@@ -306,7 +306,7 @@ def demo_cmd(device: str, out: str, no_leaderboard: bool, json_out: str | None) 
               help="Grounding: a predicted span with start > end or start < 0 is an error naming the query "
                    "(default), or scored as the official script scores it (IoU of the span as given).")
 @click.option("--protocol-arg", "protocol_args", multiple=True, metavar="KEY=VALUE",
-              help="A protocol option (SA-V, SeCVOS, LVOS, MOSE v2, ReasonVOS; docs/protocols_vos.md), e.g. "
+              help="A protocol option (SA-V, SeCVOS, LVOS, MOSE v2, ReasonVOS; docs/protocols.md), e.g. "
                    "skip_first_last=false.")
 @_fail_cleanly
 def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out, device, values, parse_style, subset,

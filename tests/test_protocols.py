@@ -113,7 +113,8 @@ def test_protocol_choices_in_help_without_torch():
     for out in outs:
         flat = " ".join(out.split())
         assert "--protocol NAME" in flat
-        assert "refvos: mevis, refdavis_a, refdavis_b, refytvos, revos;" in flat
+        assert "refvos: mevis, reasonvos, refdavis_a, refdavis_b, refsav, refytvos, revos;" in flat
+        assert "vos: davis_semi, davis_unsup, lvos, mosev2, sav, secvos, ytvos19;" in flat
         assert "tsg: 2d-tan, default, lmms-eval, moment_detr, timechat, vtimellm; res: exact, lisa, sa2va" in flat
 
 

@@ -1,7 +1,7 @@
 """LVOS (v1 / v2) ``valid`` loader: per-object frame ranges from ``valid_meta.json``, indexed PNG ground truth.
 
 Layout (LingyiHongfd/lvos-evaluation @ 25cb02d1, ``lvos/lvos_seperate.py`` and ``evaluation_method.py``;
-``docs/protocols_vos.md#lvos``)::
+``docs/protocols.md#lvos``)::
 
     <root>/valid_meta.json       {"videos": {seq: {"objects": {obj_id: {"frame_range":
                                                                      {"start", "end", "frame_nums"}}}}}}

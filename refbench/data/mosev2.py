@@ -1,6 +1,6 @@
 """MOSE v2 loader for a root with the full ground truth, in the layout of MOSE-api ``score.py``.
 
-Layout (henghuiding/MOSE-api @ 241977ae, ``MOSEv2/sam2_rcms/tools/score.py``; ``docs/protocols_vos.md#mosev2``)::
+Layout (henghuiding/MOSE-api @ 241977ae, ``MOSEv2/sam2_rcms/tools/score.py``; ``docs/protocols.md#mosev2``)::
 
     <root>/meta.json                       {"videos": {vid: {"length", "height", "width", "objects": {id: ...}}}}
     <root>/Annotations/<vid>/<frame:05d>.png   indexed GT for every frame

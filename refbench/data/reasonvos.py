@@ -1,7 +1,7 @@
 """ReasonVOS loader, in the layout MomentSeg scores (``meta_expressions_format.json`` + ``mask_dict.json``).
 
 Layout (Dmmm1997/MomentSeg @ a118d151 ``tools/utils/convert_reasonvos_format.py`` and ``tools/eval/eval_reasonvos.py``;
-``docs/protocols_vos.md#reasonvos``)::
+``docs/protocols.md#reasonvos``)::
 
     <root>/meta_expressions_format.json  {"videos": {vid: {"source", "vid_id", "frames",
                                            "expressions": {exp_id: {"exp", "obj_id": [int], "anno_id": int}}}}}
@@ -23,7 +23,8 @@ from typing import Mapping, Union
 import numpy as np
 
 from refbench.data.base import DatasetError, VideoExpression
-from refbench.data.mevis import _RleVideoLoader, _rle_size, check_expected, decode_rle, expressions_of
+from refbench.data.mevis import _RleVideoLoader, check_expected, decode_rle, expressions_of
+from refbench.rle import rle_size
 
 PathLike = Union[str, Path]
 
@@ -71,9 +72,10 @@ class ReasonVosLoader(_RleVideoLoader):
                 rle = rles[t]
                 if not rle:
                     continue
-                try:
-                    m = decode_rle(rle)
-                    if _rle_size(rle) != tuple(size) or m.shape != tuple(size):
+                where = f"{self.mask_dict_path}: anno_id {aid!r} frame {t}"
+                try:  # a malformed RLE is refused here (never decoded from garbage) and, as below, left empty
+                    m = decode_rle(rle, where)
+                    if m.shape != tuple(size):
                         raise ValueError("size")
                 except Exception:  # the official bare except: leave the frame as it is
                     failed.append(t)
@@ -88,7 +90,14 @@ class ReasonVosLoader(_RleVideoLoader):
         if counts:
             masks = self._masks()
             for aid in sorted({a for s in self.samples() for a in s.anno_ids}, key=lambda a: (len(a), a)):
-                sizes = [(t, _rle_size(r)) for t, r in enumerate(masks.get(aid) or []) if r]
+                sizes = []
+                for t, r in enumerate(masks.get(aid) or []):
+                    if r:
+                        try:
+                            sizes.append((t, rle_size(r, f"{self.mask_dict_path}: anno_id {aid!r} frame {t}",
+                                                      DatasetError)))
+                        except DatasetError as exc:
+                            problems.append(str(exc))
                 if sizes:
                     t0, ref = sizes[0]
                     problems += [f"{self.mask_dict_path}: anno_id {aid!r} frame {t} has size {list(sz)}, frame {t0} "

@@ -1,7 +1,7 @@
 """Ref-SAV loader: the evaluation split of MomentSeg / Sa2VA v2 (``meta_expressions_valid.json`` + ``mask_dict.json``).
 
 Layout (Dmmm1997/MomentSeg @ a118d151 ``tools/eval/eval_ref_sav.py`` and ``projects/qwenvl_sam2/evaluation/
-ref_vos_eval.py`` (``REF_SAV``: ``data/video_datas/ref_sav_eval/``); ``docs/protocols_vos.md#refsav``)::
+ref_vos_eval.py`` (``REF_SAV``: ``data/video_datas/ref_sav_eval/``); ``docs/protocols.md#refsav``)::
 
     <root>/meta_expressions_valid.json   {"videos": {vid: {"frames", "height", "width",
                                            "expressions": {exp_id: {"exp", "anno_id": [...], "obj_id", "type_id"}}}}}

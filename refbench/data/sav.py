@@ -1,6 +1,6 @@
 """SA-V val / test and SeCVOS loaders: one PNG per object and annotated frame.
 
-Layouts (the evaluator reads only the annotation folder; ``docs/protocols_vos.md#sav`` and ``#secvos``):
+Layouts (the evaluator reads only the annotation folder; ``docs/protocols.md#sav`` and ``#secvos``):
 
 * **SA-V** (facebookresearch/sam2 ``sav_dataset/README.md`` @ 0c5f8c54, ``sav_dataset/utils/sav_benchmark.py`` @
   2b90b9f5)::

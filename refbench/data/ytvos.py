@@ -1,7 +1,7 @@
 """Server-scored semi-supervised VOS splits whose download holds only the prompts: YouTube-VOS 2019 valid and
 MOSE v2 valid.
 
-Layouts (``docs/protocols_vos.md#ytvos19`` and ``#mosev2``)::
+Layouts (``docs/protocols.md#ytvos19`` and ``#mosev2``)::
 
     <root>/JPEGImages/<video>/<frame>.jpg      the frames the server scores (YouTube-VOS: every 5th, 6 fps)
     <root>/Annotations/<video>/<frame>.png     indexed prompts: YouTube-VOS at each object's first appearance,

@@ -65,7 +65,7 @@ Progress = Callable[[int, int], None]
 
 PROTOCOLS = ("mevis", "refdavis_b", "revos", "davis_semi", "davis_unsup", "refdavis_a")
 #: SA-V, SeCVOS, LVOS, MOSE v2, Ref-SAV, ReasonVOS: scored by :mod:`refbench.evaluate.vos` (facts in
-#: :mod:`refbench.evaluate.vos_facts`, docs/protocols_vos.md).
+#: :mod:`refbench.evaluate.vos_facts`, docs/protocols.md).
 VOS_PROTOCOLS = ("sav", "secvos", "lvos", "mosev2", "refsav", "reasonvos")
 PROTOCOLS = PROTOCOLS + VOS_PROTOCOLS
 

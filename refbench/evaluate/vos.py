@@ -2,7 +2,7 @@
 
 One function per protocol, dispatched by :func:`evaluate_vos_protocol` (registered in
 :mod:`refbench.evaluate.video`). Each protocol's source, quirks, ``--missing`` meaning and ``--protocol-arg``
-options are in :data:`refbench.evaluate.vos_facts.VOS_PROTOCOL_FACTS` and described in ``docs/protocols_vos.md``.
+options are in :data:`refbench.evaluate.vos_facts.VOS_PROTOCOL_FACTS` and described in ``docs/protocols.md``.
 
 Every result follows the one-scale convention: ``EvalResult.metrics`` and the per-sample rows are in percent (an
 official fraction times 100 in float64; unchanged where the official script prints percent), and
@@ -351,7 +351,7 @@ def _sav_official(global_: Mapping[str, Any]) -> dict:
 
 def evaluate_sav(card: Any, loader: Any, pred_path: PathLike, missing: str, device: str, args: dict[str, str],
                  progress: Progress | None = None) -> EvalResult:
-    """SA-V val / test (``docs/protocols_vos.md#sav``)."""
+    """SA-V val / test (``docs/protocols.md#sav``)."""
     facts = VOS_PROTOCOL_FACTS["sav"]
     videos = loader.samples()
     if not videos:
@@ -401,7 +401,7 @@ def _segment_indices(frames: Sequence[str], seg: tuple[int, int], order: str) ->
 
 def evaluate_secvos(card: Any, loader: Any, pred_path: PathLike, missing: str, device: str, args: dict[str, str],
                     progress: Progress | None = None) -> EvalResult:
-    """SeCVOS: three scene-segment runs and the overall run (``docs/protocols_vos.md#secvos``)."""
+    """SeCVOS: three scene-segment runs and the overall run (``docs/protocols.md#secvos``)."""
     from refbench.data.sav import SEGMENTS
 
     facts = VOS_PROTOCOL_FACTS["secvos"]
@@ -476,7 +476,7 @@ def evaluate_secvos(card: Any, loader: Any, pred_path: PathLike, missing: str, d
 
 def evaluate_lvos(card: Any, loader: Any, pred_path: PathLike, missing: str, device: str, args: dict[str, str],
                   progress: Progress | None = None) -> EvalResult:
-    """LVOS v2 val (``docs/protocols_vos.md#lvos``)."""
+    """LVOS v2 val (``docs/protocols.md#lvos``)."""
     from refbench.metrics.lvos import GLOBAL_COLUMNS, global_table, object_statistics
     from refbench.metrics.mevis import frame_jf
     from refbench.preds.masks import open_mask_source
@@ -557,7 +557,7 @@ def evaluate_lvos(card: Any, loader: Any, pred_path: PathLike, missing: str, dev
 
 def evaluate_mosev2(card: Any, loader: Any, pred_path: PathLike, missing: str, device: str, args: dict[str, str],
                     progress: Progress | None = None) -> EvalResult:
-    """MOSE v2 (``docs/protocols_vos.md#mosev2``)."""
+    """MOSE v2 (``docs/protocols.md#mosev2``)."""
     from refbench.data.mosev2 import sorted_by_int
     from refbench.metrics.mosev2 import frame_scores, global_scores, object_row, object_scores
     from refbench.preds.masks import open_mask_source
@@ -684,7 +684,7 @@ def _read_referring(source: Any, s: Any, size: tuple[int, int], missing: str) ->
 
 def evaluate_refsav(card: Any, loader: Any, pred_path: PathLike, missing: str, device: str, args: dict[str, str],
                     progress: Progress | None = None) -> EvalResult:
-    """Ref-SAV (``docs/protocols_vos.md#refsav``)."""
+    """Ref-SAV (``docs/protocols.md#refsav``)."""
     from refbench.metrics.refsav import expression_jfa, refsav_table
 
     facts = VOS_PROTOCOL_FACTS["refsav"]
@@ -749,7 +749,7 @@ def evaluate_refsav(card: Any, loader: Any, pred_path: PathLike, missing: str, d
 
 def evaluate_reasonvos(card: Any, loader: Any, pred_path: PathLike, missing: str, device: str, args: dict[str, str],
                        progress: Progress | None = None) -> EvalResult:
-    """ReasonVOS (``docs/protocols_vos.md#reasonvos``)."""
+    """ReasonVOS (``docs/protocols.md#reasonvos``)."""
     from refbench.metrics.mevis import expression_jf
     from refbench.metrics.reasonvos import reasonvos_scores
 

@@ -1,7 +1,7 @@
 """Facts of the SA-V, SeCVOS, LVOS, MOSE v2, Ref-SAV and ReasonVOS protocols: one record per protocol.
 
 Each :class:`ProtocolFacts` names the official evaluator it reproduces (repository, files, commit), the section of
-``docs/protocols_vos.md`` that describes it (a stable anchor), its quirks in one line each, what ``--missing``
+``docs/protocols.md`` that describes it (a stable anchor), its quirks in one line each, what ``--missing``
 means for it, and its ``--protocol-arg`` options with their default and the value that reproduces the official
 command. :data:`VOS_PROTOCOL_FACTS` holds them all; registering a protocol elsewhere (``refbench datasets show``,
 ``refbench.evaluate.video.REFERENCES``) reads this one table.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-DOC = "docs/protocols_vos.md"
+DOC = "docs/protocols.md"
 
 
 class ProtocolArgError(ValueError):
@@ -52,7 +52,7 @@ class ProtocolFacts:
 
     @property
     def doc(self) -> str:
-        """``docs/protocols_vos.md#<anchor>``."""
+        """``docs/protocols.md#<anchor>``."""
         return f"{DOC}#{self.anchor}"
 
     def option(self, name: str) -> ProtocolOption:

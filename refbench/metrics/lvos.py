@@ -2,7 +2,7 @@
 
 Reference: LingyiHongfd/lvos-evaluation commit 25cb02d1455b5d0c964a9836ff5242fb51df55ee, ``lvos/utils.py``
 (``db_statistics``, ``db_statistics_var``), ``lvos/evaluation.py`` (seen / unseen containers) and
-``evaluation_method.py`` (the global columns). Described in ``docs/protocols_vos.md#lvos``; checked exactly on
+``evaluation_method.py`` (the global columns). Described in ``docs/protocols.md#lvos``; checked exactly on
 ``shared/data/lvos_golden``.
 
 * Per object the per-frame J and F are DAVIS's (no void), stored as ``1 x n`` arrays; M = nanmean, Recall =

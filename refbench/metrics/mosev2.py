@@ -2,7 +2,7 @@
 
 Reference: henghuiding/MOSE-api commit 241977ae2ceceee054fa2a2c8a2690838c451369, ``MOSEv2/sam2_rcms/tools/score.py``
 and ``metricsv2.py`` (``db_eval_iou``, ``db_eval_boundary(..., bound_th=0.1, bound_mode='area')``,
-``f_measure_adaptive``, ``f_measure_func``, ``merge_chunk_results``). Described in ``docs/protocols_vos.md#mosev2``;
+``f_measure_adaptive``, ``f_measure_func``, ``merge_chunk_results``). Described in ``docs/protocols.md#mosev2``;
 checked exactly on ``shared/data/mosev2_golden``.
 
 Per frame, for one object with prediction P and ground truth G (binary):

@@ -2,7 +2,7 @@
 
 Reference: Dmmm1997/MomentSeg commit a118d151618cdfc0607aadaa63267a68e887ff73, ``tools/eval/eval_reasonvos.py`` with
 the Sa2VA metrics module (magic-research/Sa2VA d01bf3fa ``third_parts/revos/utils/metrics.py``). Described in
-``docs/protocols_vos.md#reasonvos``; checked exactly on ``shared/data/reasonvos_golden``.
+``docs/protocols.md#reasonvos``; checked exactly on ``shared/data/reasonvos_golden``.
 
 Per expression J and F are DAVIS's means over every listed frame (:func:`refbench.metrics.mevis.expression_jf`).
 The dataset score is expression-weighted: ``J = round(100 * float(mean J), 2)``, ``F`` likewise and

@@ -3,7 +3,7 @@
 Reference: Dmmm1997/MomentSeg commit a118d151618cdfc0607aadaa63267a68e887ff73, ``tools/eval/eval_ref_sav.py``, with
 the metrics module ``third_parts/revos/utils/metrics.py`` of magic-research/Sa2VA d01bf3fa (``db_eval_iou``,
 ``db_eval_boundary``, ``get_r2vos_accuracy``); bytedance/Sa2VA 9832e1a8 ships the same file under another import
-path. Described in ``docs/protocols_vos.md#refsav``; checked exactly on ``shared/data/refsav_golden``.
+path. Described in ``docs/protocols.md#refsav``; checked exactly on ``shared/data/refsav_golden``.
 
 * Per expression: GT = the uint8 **sum** of its objects' decoded masks per frame (overlaps give 2), prediction =
   the decoded RLE; J and F are DAVIS's over every listed frame (any non-zero is foreground); A = mean over frames of

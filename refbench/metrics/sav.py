@@ -2,7 +2,7 @@
 
 Reference: facebookresearch/sam2 commit 2b90b9f5ceec907a1c18123530e92e794ad901a4, ``sav_dataset/utils/sav_benchmark.py``
 (``Evaluator.feed_frame`` / ``conclude``, ``VideoEvaluator``, ``benchmark``); SeC's copy (OpenIXCLab/SeC 1981ac42)
-is the same. Described in ``docs/protocols_vos.md#sav``; checked on ``shared/data/sav_golden`` and ``secvos_golden``.
+is the same. Described in ``docs/protocols.md#sav``; checked on ``shared/data/sav_golden`` and ``secvos_golden``.
 
 The per-frame J and F are DAVIS's (no void): :func:`refbench.metrics.mevis.frame_jf` gives them bit for bit. What
 this module adds is the evaluator's bookkeeping:

@@ -10,14 +10,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
 from refbench.data.base import PredictionError, safe_component
-from refbench.preds.masks import RleJsonSource, _check_video_name, _decode_rle
+from refbench.files import load_json
+from refbench.preds.masks import RleJsonSource, _check_video_name
+from refbench.rle import decode_rle
 
 PathLike = Union[str, Path]
 
@@ -27,13 +28,7 @@ class MomentSegJsonSource(RleJsonSource):
 
     def __init__(self, path: PathLike, keys: Mapping[str, tuple[str, str]] | None = None) -> None:
         self.path = Path(path)
-        try:
-            with self.path.open("r", encoding="utf-8") as fh:
-                doc = json.load(fh)
-        except FileNotFoundError as exc:
-            raise PredictionError(f"{self.path}: prediction file not found") from exc
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PredictionError(f"{self.path}: not valid JSON ({exc})") from exc
+        doc = load_json(self.path, PredictionError, "prediction file")
         if not isinstance(doc, dict) or not doc or not all(isinstance(v, dict) for v in doc.values()):
             raise PredictionError(f"{self.path}: expected {{video: {{exp_id: {{'prediction_masks': [RLE per frame]}} "
                                   "or [RLE or null per frame]}}}}")
@@ -77,7 +72,7 @@ class MomentSegJsonSource(RleJsonSource):
             where = f"{self.path}: {video}/{exp_id} frame {t} ({frames[t]})"
             if rles[t] is None:
                 raise PredictionError(f"{where}: null entry (the official decoder fails on it)")
-            m = _decode_rle(rles[t], where)
+            m = decode_rle(rles[t], where, None, PredictionError)
             if m.shape != tuple(size):
                 raise PredictionError(f"{where}: RLE is {m.shape[0]}x{m.shape[1]}, expected {size[0]}x{size[1]}")
             out[t] = m

@@ -1,7 +1,7 @@
 """MOSE v2's smoothed J and adaptive boundary measure against an independent numpy / OpenCV reference, and the
 golden per-frame values of shared/data/mosev2_golden (MOSE-api score.py).
 
-The reference is written from the definition in docs/protocols_vos.md#mosev2: skimage's disk of a (possibly
+The reference is written from the definition in docs/protocols.md#mosev2: skimage's disk of a (possibly
 non-integer) radius built from its grid definition, ``cv2.dilate`` with it (the operation score.py performs),
 DAVIS boundaries; refbench computes the same sets on bit-packed words, so every value must be identical.
 """
