@@ -38,7 +38,7 @@ def test_oracle_on_reasonvos_golden(shared_data, tmp_path):
     # oracle cannot be built from it; the command says which file and RLE
     r = CliRunner().invoke(main, ["run", "--model", "oracle", "--dataset", "reasonvos", "--root", str(root),
                                   "--out", str(tmp_path / "bad"), "--no-leaderboard"])
-    assert r.exit_code != 0 and "mask_dict.json: anno_id '4' frame 1 has size" in r.output
+    assert r.exit_code == 2 and "mask_dict.json: anno_id '4' frame 1: RLE size 480x480 (HxW) differs" in r.output
     # with that RLE repaired (the frame of the right size, empty) the oracle scores 100
     fixed = tmp_path / "fixed"
     shutil.copytree(root, fixed, ignore=shutil.ignore_patterns("predictions.json", "expected.json"))
