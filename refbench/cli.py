@@ -308,9 +308,12 @@ def demo_cmd(device: str, out: str, no_leaderboard: bool, json_out: str | None) 
 @click.option("--protocol-arg", "protocol_args", multiple=True, metavar="KEY=VALUE",
               help="A protocol option (SA-V, SeCVOS, LVOS, MOSE v2, ReasonVOS; docs/protocols.md), e.g. "
                    "skip_first_last=false.")
+@click.option("--per-frame", "per_frame_out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Video datasets: write every sample's per-frame J and F, the scorer's own values, to this CSV "
+                   "(first column as the per-sample CSV's; format in refbench/evaluate/per_frame.py).")
 @_fail_cleanly
 def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out, device, values, parse_style, subset,
-             unknown, bad_spans, protocol_args) -> None:
+             unknown, bad_spans, protocol_args, per_frame_out) -> None:
     """Score existing predictions exactly as the dataset's official evaluator would."""
     if run_dir:
         dataset, root, pred = _from_run(run_dir, dataset, root, pred)
@@ -325,13 +328,16 @@ def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out,
     _check_device(device)
     _check_output_file(json_out, "--json")
     _check_output_file(csv_out, "--csv")
+    _check_output_file(per_frame_out, "--per-frame")
+    if per_frame_out:
+        _check_per_frame_task(dataset)
 
     from refbench.evaluate.run import evaluate, format_table, write_csv, write_json
 
     bar = _ProgressBar(f"eval {dataset}")
     try:
         result, summary = evaluate(dataset, pred, root=root, protocol=protocol, missing=missing, device=device,
-                                   progress=bar, **options)
+                                   progress=bar, per_frame=bool(per_frame_out), **options)
     finally:
         bar.close()
     # the outputs first (atomically): if one cannot be written, no score table claims success
@@ -339,6 +345,10 @@ def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out,
         write_json(summary, json_out, "--json")
     if csv_out:
         write_csv(result.per_sample, csv_out, "--csv")
+    if per_frame_out:
+        from refbench.evaluate.per_frame import write_per_frame
+
+        write_per_frame(result.per_frame or [], per_frame_out, "--per-frame")
     partial = summary["partial_reasons"]
     click.echo(format_table(result, dataset, partial))
     if partial:
@@ -347,6 +357,18 @@ def eval_cmd(dataset, pred, run_dir, root, protocol, missing, json_out, csv_out,
         click.echo(f"summary: {json_out}")
     if csv_out:
         click.echo(f"per-sample: {csv_out}")
+    if per_frame_out:
+        click.echo(f"per-frame: {per_frame_out}")
+
+
+def _check_per_frame_task(dataset: str) -> None:
+    """--per-frame needs frames: refuse it on a grounding or RES dataset (reads the card's YAML only)."""
+    from refbench.cards import dataset_card
+
+    card = dataset_card(dataset)
+    if card.task not in ("refvos", "vos"):
+        raise RefbenchError(f"--per-frame applies to video datasets (refvos, vos); {card.name} is a {card.task} "
+                            "dataset without frames")
 
 
 #: eval options that only apply to some tasks (and, for --values, one protocol)
@@ -408,9 +430,12 @@ def _default_leaderboard_dir() -> str:
 @click.option("--no-leaderboard", is_flag=True, help="Do not append leaderboard rows.")
 @click.option("--overwrite", is_flag=True, help="Discard predictions already stored in the run directory.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the summary JSON here.")
+@click.option("--per-frame", "per_frame", is_flag=True,
+              help="Video datasets: also write <run dir>/per_frame.csv, every sample's per-frame J and F as the "
+                   "scorer computed them.")
 @_fail_cleanly
 def run_cmd(model, dataset, root, out, limit, device, model_args, protocol, leaderboard_dir, no_leaderboard,
-            overwrite, json_out) -> None:
+            overwrite, json_out, per_frame) -> None:
     """Run a model over a dataset: predict (resumable), score or export, append the leaderboard.
 
     With no options: the blind prior on the embedded demo set (generated on first use; no data, no GPU).
@@ -432,10 +457,12 @@ def run_cmd(model, dataset, root, out, limit, device, model_args, protocol, lead
     from refbench.runs.runner import DEFAULT_DATASET, RunConfig, run
 
     _protocol_applies(dataset or DEFAULT_DATASET, protocol)
+    if per_frame:
+        _check_per_frame_task(dataset or DEFAULT_DATASET)
     config = RunConfig(model=model or default_model(), dataset=dataset or DEFAULT_DATASET, root=root, out=out,
                        limit=limit, device=device, model_args=parsed, protocol=protocol,
                        leaderboard=None if no_leaderboard else (leaderboard_dir or _default_leaderboard_dir()),
-                       overwrite=overwrite)
+                       overwrite=overwrite, per_frame=per_frame)
     main_rank = D.from_env().is_main
     bar = _ProgressBar(f"{config.model} on {config.dataset}") if main_rank else None
     try:
