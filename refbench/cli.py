@@ -825,5 +825,14 @@ def _register_leaderboard() -> None:
 _register_leaderboard()
 
 
+def _register_analysis() -> None:
+    from refbench.analysis.commands import register
+
+    register(main)
+
+
+_register_analysis()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

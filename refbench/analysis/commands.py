@@ -1,0 +1,58 @@
+"""The analysis commands of the command line: ``refbench compare``, ``refbench report``, ``refbench fuse``.
+
+Registered on :data:`refbench.cli.main` by :func:`register` (called at the end of :mod:`refbench.cli`); they use
+its error handling (:func:`refbench.cli._fail_cleanly`: one line, exit 2 for bad input). Only click is imported
+here; each command imports numpy, torch or PIL when it runs.
+"""
+
+from __future__ import annotations
+
+import click
+
+from refbench.cli import RefbenchError, _check_output_dir, _check_output_file, _fail_cleanly
+
+
+@click.command("compare")
+@click.argument("run_a", metavar="RUN_A", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_b", metavar="RUN_B", type=click.Path(exists=True, file_okay=False))
+@click.option("--resamples", default=1000, show_default=True, type=int, help="Paired bootstrap resamples.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the resampling (numpy PCG64).")
+@click.option("--top", default=10, show_default=True, type=int, help="How many samples that moved most to list.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the comparison as JSON here.")
+@_fail_cleanly
+def compare_cmd(run_a, run_b, resamples, seed, top, json_out) -> None:
+    """Per metric, B - A with a paired bootstrap 95% interval and p-value over the samples, each resample scored
+    with the protocol's own aggregation; then the samples that moved most.
+
+    \b
+    Example:
+      refbench compare runs/mevis_val_u/sa2va-4b-1a2b3c4d runs/mevis_val_u/sa2va-4b-5e6f7a8b --resamples 10000
+    """
+    if resamples < 1:
+        raise RefbenchError(f"--resamples {resamples}: must be at least 1")
+    if top < 0:
+        raise RefbenchError(f"--top {top}: must be 0 or more")
+    _check_output_file(json_out, "--json")
+    from refbench.analysis.compare import compare_runs
+    from refbench.analysis.rundir import open_run
+
+    result = compare_runs(open_run(run_a), open_run(run_b), resamples=resamples, seed=seed, top=top)
+    if json_out:
+        import json
+
+        from refbench.files import atomic_write
+
+        atomic_write(json_out, json.dumps(result.to_dict(), indent=2, allow_nan=True) + "\n", "--json")
+    click.echo(result.table())
+    if json_out:
+        click.echo(f"comparison: {json_out}")
+
+
+def register(main: click.Group) -> None:
+    """Add the analysis commands to the ``refbench`` group."""
+    for cmd in (compare_cmd,):
+        if cmd.name not in main.commands:
+            main.add_command(cmd)
+
+
+__all__ = ["compare_cmd", "register"]
