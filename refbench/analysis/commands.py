@@ -48,11 +48,45 @@ def compare_cmd(run_a, run_b, resamples, seed, top, json_out) -> None:
         click.echo(f"comparison: {json_out}")
 
 
+@click.command("fuse")
+@click.argument("runs", metavar="RUN RUN [RUN ...]", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write the fused run to.")
+@click.option("--root", type=click.Path(file_okay=False), help="Data root to score on (default: the first run's).")
+@click.option("--device", default="cpu", show_default=True, help="torch device for scoring (cpu, cuda, cuda:1).")
+@click.option("--overwrite", is_flag=True, help="Replace the files of an existing, non-empty --out.")
+@_fail_cleanly
+def fuse_cmd(runs, out, root, device, overwrite) -> None:
+    """Pixel-wise majority vote of several runs' masks (a pixel is foreground where more than half of the runs say
+    so; a tie is background; VOS: per object id), written as a run that eval, export and report accept.
+
+    \b
+    Example:
+      refbench fuse runs/mevis_val_u/sa2va-8b-1a2b3c4d runs/mevis_val_u/sa2va-26b-5e6f7a8b \\
+          runs/mevis_val_u/momentseg-7b-9c0d1e2f --out runs/mevis_val_u/fuse-3
+    """
+    from refbench.cli import _check_device
+
+    _check_device(device)
+    _check_output_dir(out, "--out")
+    from refbench.analysis.fuse import fuse_runs
+    from refbench.analysis.rundir import open_run
+
+    res = fuse_runs([open_run(r) for r in runs], out, overwrite=overwrite, device=device, root=root)
+    counts = ", ".join(f"{k} {v}" for k, v in res.counts.items())
+    click.echo(f"fused {res.runs} runs of {res.dataset} ({res.task}; {counts}) into {res.out}: fingerprint "
+               f"{res.fingerprint[:12]}, {res.seconds:.1f} s")
+    if res.table:
+        click.echo(res.table)
+    for note in res.notes:
+        click.echo(f"note: {note}")
+
+
 def register(main: click.Group) -> None:
     """Add the analysis commands to the ``refbench`` group."""
-    for cmd in (compare_cmd,):
+    for cmd in (compare_cmd, fuse_cmd):
         if cmd.name not in main.commands:
             main.add_command(cmd)
 
 
-__all__ = ["compare_cmd", "register"]
+__all__ = ["compare_cmd", "fuse_cmd", "register"]
