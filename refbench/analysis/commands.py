@@ -82,11 +82,43 @@ def fuse_cmd(runs, out, root, device, overwrite) -> None:
         click.echo(f"note: {note}")
 
 
+@click.command("report")
+@click.argument("runs", metavar="RUN [RUN ...]", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
+@click.option("--worst", default=8, show_default=True, type=int, help="How many worst samples to show with images.")
+@click.option("--frames", default=4, show_default=True, type=int, help="Overlay frames per worst video sample.")
+@click.option("--image-width", default=320, show_default=True, type=int, help="Width of each overlay (pixels).")
+@click.option("--root", type=click.Path(file_okay=False), help="Data root (frames, ground truth; default: the run's).")
+@_fail_cleanly
+def report_cmd(runs, out, worst, frames, image_width, root) -> None:
+    """One self-contained HTML page (no network) about finished runs: headline table beside the reported numbers
+    of the same protocol, per-sample distributions, per-video bars, J against F, the worst samples with overlays
+    and per-frame curves, and each run's provenance. Runs of one dataset are shown side by side.
+
+    \b
+    Examples:
+      refbench report runs/demo_mevis_val_u/prior-1a2b3c4d --out report.html
+      refbench report runs/mevis_val_u/sa2va-4b-* runs/mevis_val_u/fuse-3 --out mevis.html --worst 20
+    """
+    if worst < 0 or frames < 1 or image_width < 32:
+        raise RefbenchError("--worst must be >= 0, --frames >= 1 and --image-width >= 32")
+    _check_output_file(out, "--out")
+    from refbench.analysis.report import ReportOptions, build_report
+    from refbench.analysis.rundir import open_run
+
+    res = build_report([open_run(r) for r in runs], out, ReportOptions(worst=worst, frames=frames,
+                                                                        image_width=image_width, root=root))
+    click.echo(f"{res.path}: {res.bytes / 1024:.0f} KiB, {res.images} images, {len(runs)} run(s), "
+               f"{res.seconds:.1f} s")
+    for note in res.notes:
+        click.echo(f"note: {note}")
+
+
 def register(main: click.Group) -> None:
     """Add the analysis commands to the ``refbench`` group."""
-    for cmd in (compare_cmd, fuse_cmd):
+    for cmd in (compare_cmd, fuse_cmd, report_cmd):
         if cmd.name not in main.commands:
             main.add_command(cmd)
 
 
-__all__ = ["compare_cmd", "fuse_cmd", "register"]
+__all__ = ["compare_cmd", "fuse_cmd", "register", "report_cmd"]
