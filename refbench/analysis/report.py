@@ -412,8 +412,9 @@ def _refvos_cards(ctx: _Ctx, keys: Sequence[str], loader: Any, where: str, sampl
                 ctx.images += 1
             imgs.append('<div class="row">' + "".join(cells) + "</div>")
         curve = charts.curves(lines, f"per-frame J and F of {key}")
-        how = ("per_frame.csv (the scorer's own values)" if all(p is not None for p in per_frame)
-               else "the scorer's per-frame function (metrics.mevis.frame_jf) on the run's masks")
+        hows = ["per_frame.csv (the scorer's own values)" if p is not None else
+                "the scorer's per-frame function (metrics.mevis.frame_jf) on the run's masks" for p in per_frame]
+        how = hows[0] if len(set(hows)) == 1 else "; ".join(f"{r.model}: {h}" for r, h in zip(ctx.runs, hows))
         out.append(f'<div class="card">{head}{"".join(imgs)}{curve}<p class="small">curves: {_e(how)}</p></div>')
     if frames_missing:
         out.insert(0, f'<p class="note">some frames are not on disk at {_e(where)}: those overlays are drawn on a '
