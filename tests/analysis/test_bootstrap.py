@@ -91,7 +91,7 @@ def test_ratio_of_sums_interval_and_p_value():
 def test_res_resamples_pixel_counts_not_per_sample_ious():
     # two sentences: a tiny one (I 1, U 2) and a big one (I 900, U 1000); cIoU of a resample is a ratio of sums
     a = aggregation("exact", _res_rows(np.array([1, 900]), np.array([2, 1000])), "sample_id",
-                    {"cIoU": 0.0}, "res")
+                    {"cIoU": 0.0, "gIoU": 0.0}, "res")
     w = np.array([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
     assert np.allclose(a.values(w)["cIoU"], [50.0, 90.0, 100 * 901 / 1002])
     assert np.allclose(a.values(w)["gIoU"], [50.0, 90.0, 70.0])  # gIoU: mean of per-sentence IoUs
