@@ -8,7 +8,7 @@ when absent), resized with nearest neighbour to ``--size`` and written as 0/255 
 (``Image.fromarray(m).save``, what the official MeViS / ReVOS inference scripts write; PIL picks none / sub /
 up / Paeth per row) and by OpenCV (``cv2.imwrite``, sub rows). Each reader decodes every file from bytes in
 memory: PIL ``np.array(Image.open(...))`` (DAVIS's reader), ``cv2.imdecode(..., IMREAD_GRAYSCALE)`` (MeViS's
-and ReVOS's), and ``refbench.preds.png.read_png`` in both value semantics. The script checks that all
+and ReVOS's), and ``refbench.png_decode.read_png`` in both value semantics. The script checks that all
 outputs are identical, then prints milliseconds per frame (best of ``--repeats``), the share of files that
 took the fast path, and, as the floor, the time to inflate the image data alone with zlib and libdeflate.
 """
@@ -84,7 +84,7 @@ def main() -> None:
     import zlib
     from PIL import Image
 
-    from refbench.preds import png
+    from refbench import png_decode as png
 
     cv2.setNumThreads(1)
     hw = tuple(int(v) for v in args.size.split("x"))

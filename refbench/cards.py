@@ -15,11 +15,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-KINDS = ("datasets", "adapters")
+from refbench.errors import RefbenchInputError
+
+KINDS = ("datasets", "adapters", "protocols")
 
 
-class CardError(KeyError):
-    """An unknown card name or a malformed card."""
+class CardError(RefbenchInputError, KeyError):
+    """An unknown card name or a malformed card (a usage error: exit 2)."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""

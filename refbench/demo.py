@@ -5,7 +5,8 @@
 
     mevis/{train,valid_u}/{meta_expressions.json, mask_dict.json, JPEGImages/<video>/<frame>.jpg}
     mevis/valid/{meta_expressions.json, JPEGImages/<video>/<frame>.jpg}          (no public GT, like MeViS valid)
-    charades_sta/charades_sta_{train,test}.txt, Charades_v1_{train,test}.csv    (no videos)
+    charades_sta/charades_sta_{train,test}.txt, Charades_v1_{train,test}.csv
+    charades_sta/videos/<vid>.mp4                                                (test split only, 4 fps, 64x48)
     refer_seg/refcoco/{refs(unc).p, instances.json}, refer_seg/images/train2014/<file_name>
     DEMO_VERSION                                                                 (written last: the build is complete)
 
@@ -19,7 +20,8 @@ so the real loaders (:class:`~refbench.data.mevis.MevisLoader`, :class:`~refbenc
   Masks are the *visible* pixels (later objects drawn on top), one COCO RLE per frame or ``null`` when the object
   is out of view or hidden. Schema as MeViS ``meta_expressions.json`` / ``mask_dict.json``.
 * Charades-STA: ``<vid> <start> <end>##<sentence>`` lines; moments start early in the video far more often than
-  late (a skewed prior a blind baseline can learn), durations in the csv's ``length`` column.
+  late (a skewed prior a blind baseline can learn), durations in the csv's ``length`` column. The test videos
+  (MPEG-4 at 4 fps, written with PyAV's bit-exact flags) show a white square while one of their moments is on.
 * RefCOCO (unc): images of three shapes each, COCO polygon segmentations, refs with one to three sentences;
   splits ``train`` and ``val``.
 
@@ -52,8 +54,10 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from refbench.errors import RefbenchInputError
+
 #: Bump when anything written changes: a folder built by another version is rebuilt.
-DEMO_FORMAT = 1
+DEMO_FORMAT = 2  # 2: Charades-STA test videos
 MARKER = "DEMO_VERSION"
 #: What a demo folder holds (a folder with anything else is never deleted).
 DEMO_ENTRIES = ("mevis", "charades_sta", "refer_seg", MARKER)
@@ -75,7 +79,7 @@ COLOURS = {
 _JPEG = {"format": "JPEG", "quality": 90, "subsampling": 0, "optimize": False, "progressive": False}
 
 
-class DemoError(RuntimeError):
+class DemoError(RefbenchInputError, RuntimeError):
     """The demo folder cannot be built or holds something else."""
 
 
@@ -420,6 +424,55 @@ def _write_charades(out: _Writer, prefix: str = "charades_sta") -> None:
             rows.append(f'{vid},DEMO,{scene},7,7,Yes,"{script}",,,,{duration:.2f}')
         out.write(f"{prefix}/charades_sta_{split}.txt", ("\n".join(lines) + "\n").encode("utf-8"))
         out.write(f"{prefix}/Charades_v1_{split}.csv", ("\n".join([_CSV_HEAD] + rows) + "\n").encode("utf-8"))
+        if split == "test":  # videos for the pixel-reading grounding adapters (the train split needs none)
+            for row in rows:
+                vid, duration = row.split(",")[0], float(row.rsplit(",", 1)[1])
+                spans = [(float(ln.split()[1]), float(ln.split()[2].split("##")[0])) for ln in lines
+                         if ln.split()[0] == vid]
+                out.write(f"{prefix}/videos/{vid}.mp4", _tsg_video(vid, duration, spans))
+
+
+#: demo TSG videos: small, at a frame rate that is not 1 so that 1-fps sampling is exercised
+TSG_VIDEO_SIZE = (48, 64)  # (H, W)
+TSG_VIDEO_FPS = 4
+
+
+def _tsg_video(vid: str, duration: float, spans: list[tuple[float, float]]) -> bytes:
+    """An MPEG-4 part 2 video of ``duration`` s at :data:`TSG_VIDEO_FPS` fps: a textured background with a bar whose
+    position encodes the time, and a white square while any of the video's annotated moments is on. Encoded
+    single-threaded with FFmpeg's bit-exact flags (PyAV), so a rebuild with the same PyAV gives the same bytes."""
+    import tempfile
+    from fractions import Fraction
+
+    import av
+
+    h, w = TSG_VIDEO_SIZE
+    rng = _Rng("charades-video", vid)
+    bg = _background(rng, h, w)
+    n = max(1, int(duration * TSG_VIDEO_FPS))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "v.mp4")
+        container = av.open(path, "w", format="mp4", options={"fflags": "+bitexact"})
+        stream = container.add_stream("mpeg4", rate=Fraction(TSG_VIDEO_FPS, 1))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.thread_count = 1
+        stream.codec_context.options = {"flags": "+bitexact", "threads": "1", "qscale": "4"}
+        for i in range(n):
+            t10 = (i * 10) // TSG_VIDEO_FPS  # tenths of a second, integer arithmetic
+            img = bg.copy()
+            x = (t10 * (w - 4)) // max(1, int(duration * 10))
+            img[h - 6:h - 2, x:x + 4] = (20, 20, 20)
+            if any(int(s * 10) <= t10 <= int(e * 10) for s, e in spans):
+                img[8:24, 24:40] = (255, 255, 255)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        container.close()
+        with open(path, "rb") as fh:
+            return fh.read()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -630,7 +683,7 @@ DEMO_SCORED: tuple[str, ...] = ("demo_mevis_val_u", "demo_charades_test", "demo_
 #: The demo split whose ground truth is private, like MeViS valid: a run of it ends in a submission zip.
 DEMO_SUBMISSION = "demo_mevis_val"
 #: (dataset card, model) in the order :func:`run_demo` runs them. The oracle is the sanity row: every
-#: protocol must score it 100 (J&F 1.0, mIoU 100.0, cIoU 1.0 in the summaries' own scales).
+#: protocol must score it 100 (J&F, mIoU, cIoU 100.0, all in percent like every summary).
 DEMO_RUNS: tuple[tuple[str, str], ...] = tuple(
     (ds, m) for ds in DEMO_SCORED for m in ("prior", "oracle")
 ) + ((DEMO_SUBMISSION, "prior"),)
@@ -646,13 +699,11 @@ class DemoRun:
     leaderboard: str  # "appended", "present" (already there from an earlier demo), "off", "none" (no public GT)
 
     def line(self) -> str:
-        """One compact line: model, dataset, headline metrics in the summary's scale (or the zip), reuse."""
+        """One compact line: model, dataset, headline metrics in percent (or the zip), reuse."""
         r = self.result
         if r.summary is not None:
-            scale = r.summary.get("scale", "")
-            digits = 4 if scale == "fraction" else 2
-            shown = "  ".join(f"{k} {v:.{digits}f}" for k, v in _headline(r.summary["metrics"]))
-            what = f"{shown}  ({scale})"
+            shown = "  ".join(f"{k} {v:.2f}" for k, v in _headline(r.summary["metrics"]))
+            what = f"{shown}  (percent)"
         elif r.submission is not None:
             import zipfile
 
@@ -690,13 +741,16 @@ def _headline(metrics: dict[str, Any]) -> list[tuple[str, float]]:
 
 
 def run_demo(
-    out: str | os.PathLike = os.path.join("runs", "demo"),
+    out: str | os.PathLike = "runs",
     device: str = "cpu",
     leaderboard: str | os.PathLike | None = None,
     runs: Iterable[tuple[str, str]] = DEMO_RUNS,
     on_run: Callable[[DemoRun], None] | None = None,
 ) -> list[DemoRun]:
-    """Run each (dataset, model) of ``runs`` with :func:`refbench.runs.runner.run` into ``<out>/<dataset>/<model>``.
+    """Run each (dataset, model) of ``runs`` with :func:`refbench.runs.runner.run` into
+    ``<out>/<dataset>/<model>-<fingerprint>``, the run directory ``refbench run`` gives the same run (default
+    ``out``: ``runs``, as ``refbench run``), so ``refbench run`` then ``refbench demo`` share one run and its one
+    set of leaderboard rows.
 
     Scored runs append their reproduced rows to ``leaderboard`` (a folder; None = no rows) unless the rows of
     that same finished run are already there. A second call finds every prediction in the run stores (nothing is
@@ -708,16 +762,15 @@ def run_demo(
 
     done: list[DemoRun] = []
     for dataset, model in runs:
-        run_dir = Path(out) / dataset / model
         scored = dataset_card(dataset).has_public_gt
         target = str(leaderboard) if (scored and leaderboard is not None) else None
-        config = RunConfig(model=model, dataset=dataset, out=str(run_dir), device=device, leaderboard=target)
+        config = RunConfig(model=model, dataset=dataset, device=device, leaderboard=target, runs_dir=str(out))
         try:
             result = run(config)
         except StoreMismatch as exc:
             raise DemoError(
-                f"{run_dir}: holds predictions made by another refbench or demo version; delete {out} or pass "
-                "another --out"
+                f"{Path(out) / dataset}: holds predictions of {model} made by another refbench or demo version; "
+                f"delete it or pass another --out"
             ) from exc
         if not scored:
             status = "none"

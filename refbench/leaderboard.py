@@ -4,7 +4,7 @@ One CSV per task family (``refvos.csv``, ``tsg.csv``, ``res.csv``, ``vos.csv``) 
 :data:`COLUMNS`. ``reported`` rows are numbers published by the authors or a challenge report, each with a
 citable ``source``; ``reproduced`` rows come from refbench runs (:func:`rows_from_summary`,
 :func:`append_rows`) and carry the run id, refbench version, date and a fingerprint. Values are always
-percent (0-100), whatever scale the official script prints.
+percent (0-100), the scale of refbench's summaries (:mod:`refbench.evaluate.result`).
 
 The packaged leaderboards live in the checkout's ``leaderboards/`` folder, or in ``refbench/_cards/leaderboards``
 inside a wheel; ``$REFBENCH_LEADERBOARD`` and ``--dir`` add user folders (see :func:`leaderboard_dirs`).
@@ -58,6 +58,11 @@ CHALLENGE_SPLITS: dict[str, tuple[str, str]] = {
         "refvos",
         "MeViS test: the challenge-phase split (PVUW / LSVOS), scored only by the challenge server; "
         "each challenge year's test phase is its own number",
+    ),
+    "mose_test": (
+        "vos",
+        "MOSE test: the challenge-phase split of the PVUW MOSE track (part of the MOSE test set plus new videos), "
+        "scored only by the challenge server; each challenge year's test phase is its own number",
     ),
 }
 
@@ -439,9 +444,10 @@ def rows_from_summary(
 ) -> list[Row]:
     """Reproduced rows from a refbench summary (the dict :func:`refbench.evaluate.run.evaluate` returns).
 
-    ``summary`` needs ``dataset``, ``protocol``, ``metrics`` {name: value}, ``scale`` ("fraction" or
-    "percent") and ``provenance`` {``refbench_version``, ``date``}. Fractions are turned into percent
-    (value * 100). By default the headline metrics present (:data:`HEADLINE_METRICS`) and the ReVOS
+    ``summary`` needs ``dataset``, ``protocol``, ``metrics`` {name: value} in percent, ``scale`` ("percent")
+    and ``provenance`` {``refbench_version``, ``date``}; a summary written before the one-scale change
+    (``scale`` "fraction") is refused with a line saying how to rescore it. By default the headline metrics
+    present (:data:`HEADLINE_METRICS`) and the ReVOS
     per-category values (``"J&F (referring)"``, ...) are kept, in the summary's order; ``metrics`` names
     others explicitly. ``source`` is the run directory or commit.
     """
@@ -449,9 +455,11 @@ def rows_from_summary(
         if key not in summary:
             raise ValueError(f"summary has no {key!r}")
     scale = summary["scale"]
-    if scale not in ("fraction", "percent"):
-        raise ValueError(f"summary scale {scale!r} is neither 'fraction' nor 'percent'")
-    factor = 100.0 if scale == "fraction" else 1.0
+    if scale == "fraction":
+        raise ValueError(f"summary of {summary.get('dataset')!r} was written on the old fraction scale (before "
+                         "refbench used one scale); rescore it with refbench eval --run DIR --json DIR/summary.json")
+    if scale != "percent":
+        raise ValueError(f"summary scale {scale!r} is not 'percent'")
     values: Mapping[str, Any] = summary["metrics"]
     if metrics is None:
         names = [n for n in values if n in METRICS]
@@ -468,7 +476,7 @@ def rows_from_summary(
             raise ValueError(f"metric {name!r} is not a number: {v!r}")
         try:
             rows.append(Row(
-                dataset=str(summary["dataset"]), model=model, metric=name, value=float(v) * factor,
+                dataset=str(summary["dataset"]), model=model, metric=name, value=float(v),
                 scale="percent", protocol=str(summary.get("protocol") or ""), kind="reproduced", source=source,
                 date=str(prov.get("date") or ""), refbench_version=str(prov.get("refbench_version") or ""),
                 run_id=run_id, fingerprint=fingerprint, notes=notes,
@@ -532,48 +540,76 @@ def _dataset_order(datasets: Iterable[str]) -> list[str]:
     return sorted(set(datasets), key=key)
 
 
+def _label(protocol: str) -> str:
+    """The protocol as shown beside every number: its convention where it has one (``refdavis_b (convention
+    B)``), ``-`` when the source does not say."""
+    if not protocol:
+        return "-"
+    try:
+        from refbench.protocols import protocol_label
+
+        return protocol_label(protocol)
+    except Exception:  # noqa: BLE001 - unreadable protocol cards cost only the label
+        return protocol
+
+
 def _pivot(rows: list[Row]) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
-    """Per dataset: (dataset, header, body lines, footnotes). One line per (model, kind, protocol, source/run)."""
+    """Per (dataset, protocol): (title, header, body lines, footnotes), one line per (model, kind, source/run).
+
+    Numbers of different protocols are never ranked in one table: a reproduced row is only compared with the
+    reported rows of its own protocol (Ref-DAVIS17's conventions A and B, a challenge server's ``server``)."""
     out = []
     for ds in _dataset_order(r.dataset for r in rows):
-        these = [r for r in rows if r.dataset == ds]
-        metrics = _metric_order(r.metric for r in these)
-        lines: dict[tuple[str, ...], dict[str, Any]] = {}
-        for r in these:
-            ident = r.run_id if r.kind == "reproduced" else r.source
-            k = (r.model, r.kind, r.protocol, ident)
-            entry = lines.setdefault(k, {"values": {}, "row": r})
-            entry["values"][r.metric] = r.value
-        primary = next((m for m in metrics if m in HEADLINE_METRICS), metrics[0])
-        ordered = sorted(
-            lines.items(),
-            key=lambda kv: (-kv[1]["values"].get(primary, -1.0), kv[0][0].lower(), kv[0][1]),
-        )
-        notes: list[str] = []
-        body = []
-        for (model, kind, protocol, ident), entry in ordered:
-            r: Row = entry["row"]
-            if kind == "reproduced":
-                ref = f"run {r.run_id}: {r.source} (refbench {r.refbench_version}, {r.date})"
-            else:
-                ref = r.source + (f" ({r.date})" if r.date else "")
-            if r.notes:
-                ref += f"; {r.notes}"
-            if ref not in notes:
-                notes.append(ref)
-            cells = [model, kind, protocol or "-"]
-            cells += [_short(entry["values"][m]) if m in entry["values"] else "" for m in metrics]
-            cells.append(f"[{notes.index(ref) + 1}]")
-            body.append(cells)
-        out.append((ds, ["model", "kind", "protocol", *metrics, "ref"], body, notes))
+        protocols = sorted({r.protocol for r in rows if r.dataset == ds}, key=lambda p: (p == "", p))
+        for protocol in protocols:
+            out.append(_pivot_one(ds, protocol, [r for r in rows if r.dataset == ds and r.protocol == protocol],
+                                  several=len(protocols) > 1))
     return out
+
+
+def _pivot_one(ds: str, protocol: str, these: list[Row],
+               several: bool) -> tuple[str, list[str], list[list[str]], list[str]]:
+    metrics = _metric_order(r.metric for r in these)
+    lines: dict[tuple[str, ...], dict[str, Any]] = {}
+    for r in these:
+        ident = r.run_id if r.kind == "reproduced" else r.source
+        k = (r.model, r.kind, r.protocol, ident)
+        entry = lines.setdefault(k, {"values": {}, "row": r})
+        entry["values"][r.metric] = r.value
+    primary = next((m for m in metrics if m in HEADLINE_METRICS), metrics[0])
+    ordered = sorted(
+        lines.items(),
+        key=lambda kv: (-kv[1]["values"].get(primary, -1.0), kv[0][0].lower(), kv[0][1]),
+    )
+    notes: list[str] = []
+    body = []
+    for (model, kind, _protocol, _ident), entry in ordered:
+        r: Row = entry["row"]
+        if kind == "reproduced":
+            ref = f"run {r.run_id}: {r.source} (refbench {r.refbench_version}, {r.date})"
+        else:
+            ref = r.source + (f" ({r.date})" if r.date else "")
+        if r.notes:
+            ref += f"; {r.notes}"
+        if ref not in notes:
+            notes.append(ref)
+        cells = [model, kind, _label(protocol)]
+        cells += [_short(entry["values"][m]) if m in entry["values"] else "" for m in metrics]
+        cells.append(f"[{notes.index(ref) + 1}]")
+        body.append(cells)
+    title = f"{ds}, protocol {_label(protocol)}" if protocol else f"{ds}, protocol not stated by the source"
+    if several:
+        title += " (other protocols of this dataset: own tables; not comparable)"
+    return title, ["model", "kind", "protocol", *metrics, "ref"], body, notes
 
 
 def format_rows(rows: Iterable[Row], fmt: str = "table") -> str:
     """Text for ``rows``: ``table`` (aligned text), ``markdown`` (GitHub tables) or ``csv`` (the long rows).
 
-    ``table`` and ``markdown`` pivot each dataset: one line per (model, kind, protocol, source or run), one
-    column per metric (percent), sorted by the dataset's primary metric; the ``kind`` column says
+    ``table`` and ``markdown`` pivot each (dataset, protocol) into its own table, since numbers of different
+    protocols are not comparable: one line per (model, kind, source or run), one column per metric (percent),
+    sorted by the dataset's primary metric; the protocol column names the convention where the protocol has one
+    (Ref-DAVIS17 ``refdavis_a (convention A)`` / ``refdavis_b (convention B)``); the ``kind`` column says
     ``reported`` or ``reproduced`` (bold in markdown) and ``[n]`` points to the numbered sources below.
     """
     rows = list(rows)

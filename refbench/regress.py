@@ -2,12 +2,15 @@
 
 A baseline file is JSON::
 
-    {"tolerance": 1e-9,
-     "entries": {"<model>/<dataset>": {"metrics": {"J&F": 0.62, ...}, "tolerance": {"J&F": 0.001},
+    {"scale": "percent", "tolerance": 1e-9,
+     "entries": {"<model>/<dataset>": {"metrics": {"J&F": 62.08, ...}, "tolerance": {"J&F": 0.1},
                                         "fingerprint": "..."}}}
 
-``tolerance`` is absolute, in the scale the run's summary uses (fractions for MeViS/DAVIS, percent elsewhere);
-a per-entry ``tolerance`` mapping overrides it per metric. A run is identified by its ``run.json`` as
+Every value is percent (0-100), as in every refbench summary, and ``tolerance`` is absolute, in percentage
+points; a per-entry ``tolerance`` mapping overrides it per metric. A baseline without ``"scale": "percent"``
+was written before refbench used one scale (MeViS, DAVIS and RES in fractions): :func:`read_baseline` refuses it
+with one line saying how to rewrite it, rather than report every metric as drifted. A run whose
+``summary.json`` is on the old scale is refused the same way. A run is identified by its ``run.json`` as
 ``<model>/<dataset>``, where ``<model>`` is the adapter name plus the options that differ from its card's
 defaults, labelled as leaderboards label them (``prior[objective=miou]/charades_sta_test``; plain
 ``prior/charades_sta_test`` without such options). Every baseline metric must be present in the run and within
@@ -24,8 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from refbench.errors import RefbenchInputError
+from refbench.files import atomic_write, load_json
 
-class RegressError(ValueError):
+#: The scale of baselines and summaries this version writes and reads.
+SCALE = "percent"
+
+
+class RegressError(RefbenchInputError):
     """A baseline or run directory cannot be read."""
 
 
@@ -75,21 +84,32 @@ def read_run(run_dir: str | os.PathLike) -> RunScores:
     for p in (meta_path, summary_path):
         if not p.is_file():
             raise RegressError(f"{p}: not found (is {run_dir} a finished refbench run with public ground truth?)")
-    try:
-        meta = json.loads(meta_path.read_text())
-        summary = json.loads(summary_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RegressError(f"{run_dir}: cannot read run.json / summary.json ({exc})") from exc
+    meta = load_json(meta_path, RegressError, "run.json")
+    summary = load_json(summary_path, RegressError, "summary.json")
     if not isinstance(meta, dict):
         raise RegressError(f"{meta_path}: expected a JSON object")
     header = meta.get("header")
-    if not isinstance(header, dict) or not header.get("adapter") or not header.get("dataset"):
+    if not isinstance(header, dict) or not isinstance(header.get("adapter"), str) or not isinstance(
+            header.get("dataset"), str) or not header["adapter"] or not header["dataset"]:
         raise RegressError(f"{meta_path}: no adapter/dataset header")
+    if meta.get("status") not in (None, "done"):
+        raise RegressError(f"{meta_path}: the run is {meta.get('status')!r}, not done (finish it first: run the same "
+                           "refbench run command again)")
     metrics = summary.get("metrics") if isinstance(summary, dict) else None
     if not isinstance(metrics, dict):
         raise RegressError(f"{summary_path}: no metrics")
-    return RunScores(f"{run_label(meta)}/{header['dataset']}", run_dir,
-                     {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+    if summary.get("scale", SCALE) != SCALE:
+        raise RegressError(f"{summary_path}: written on the old {summary.get('scale')} scale; rescore the run with "
+                           f"refbench eval --run {run_dir} --json {summary_path}")
+    ran = summary.get("run") if isinstance(summary.get("run"), dict) else None
+    if ran is not None and (ran.get("model") != header["adapter"] or ran.get("fingerprint") != header.get("fingerprint")):
+        raise RegressError(f"{summary_path}: scores model {ran.get('model')!r} (fingerprint {ran.get('fingerprint')}), "
+                           f"but {meta_path} names {header['adapter']!r} ({header.get('fingerprint')}); rerun the "
+                           "run before recording or checking it")
+    bad = [k for k, v in metrics.items() if not _number(v)]
+    if bad:
+        raise RegressError(f"{summary_path}: metric {bad[0]!r} is {metrics[bad[0]]!r}, not a number")
+    return RunScores(f"{run_label(meta)}/{header['dataset']}", run_dir, {k: float(v) for k, v in metrics.items()},
                      header.get("fingerprint"))
 
 
@@ -125,12 +145,7 @@ def _card_defaults(name: str) -> dict[str, Any]:
 
 def read_baseline(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise RegressError(f"{path}: baseline not found") from exc
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RegressError(f"{path}: cannot read baseline ({exc})") from exc
+    doc = load_json(path, RegressError, "baseline")
     if not isinstance(doc, dict) or not isinstance(doc.get("entries"), dict):
         raise RegressError(f"{path}: expected {{\"tolerance\": x, \"entries\": {{\"model/dataset\": {{...}}}}}}")
     if not _number(doc.get("tolerance", 0.0)):
@@ -138,14 +153,32 @@ def read_baseline(path: str | os.PathLike) -> dict[str, Any]:
     for key, entry in doc["entries"].items():
         if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
             raise RegressError(f"{path}: entry {key!r} has no metrics mapping")
+        bad = [m for m, v in entry["metrics"].items() if not _number(v)]
+        if bad:
+            raise RegressError(f"{path}: entry {key!r}: metric {bad[0]!r} is {entry['metrics'][bad[0]]!r}, not a "
+                               "number")
         tol = entry.get("tolerance")
         if tol is not None and not (isinstance(tol, dict) and all(_number(v) for v in tol.values())):
             raise RegressError(f"{path}: entry {key!r}: tolerance must map metric names to numbers, got {tol!r}")
+    if doc.get("scale") != SCALE:
+        raise RegressError(f"{path}: baseline written on the old scale (fractions for MeViS, DAVIS and RES), not "
+                           f"comparable with percent summaries; rewrite it: refbench regress --write --tolerance 0 "
+                           f"--baseline {path} --run RUN_DIR ...")
     return doc
 
 
+def _old_scale(path: Path) -> bool:
+    """Whether ``path`` is a readable baseline object written before the one-scale change (no ``"scale"``)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("entries"), dict) and doc.get("scale") != SCALE
+
+
 def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A metric value: an int or float (NaN included: DAVIS decay can be NaN), never a bool or a string."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and (not isinstance(v, int) or abs(v) < 2**53)
 
 
 def compare(baseline: Mapping[str, Any], runs: Iterable[RunScores], tolerance: float | None = None,
@@ -195,9 +228,12 @@ def _close(value: float, base: Any, tol: float) -> bool:
 
 
 def write_baseline(path: str | os.PathLike, runs: Iterable[RunScores], tolerance: float = 1e-9) -> dict[str, Any]:
-    """Create or update ``path`` with the runs' metrics (other entries are kept)."""
+    """Create or update ``path`` with the runs' metrics (other entries are kept). A baseline on the old scale is
+    replaced as a whole: its entries cannot be compared with percent values, so none is kept."""
     path = Path(path)
-    doc = read_baseline(path) if path.exists() else {"tolerance": tolerance, "entries": {}}
+    doc = {"scale": SCALE, "tolerance": tolerance, "entries": {}}
+    if path.exists() and not _old_scale(path):
+        doc = read_baseline(path)
     for run in runs:
         entry: dict[str, Any] = {"metrics": dict(sorted(run.metrics.items())), "fingerprint": run.fingerprint}
         kept = {m: t for m, t in ((doc["entries"].get(run.key) or {}).get("tolerance") or {}).items()
@@ -206,11 +242,10 @@ def write_baseline(path: str | os.PathLike, runs: Iterable[RunScores], tolerance
             entry["tolerance"] = kept
         doc["entries"][run.key] = entry
     doc["entries"] = dict(sorted(doc["entries"].items()))
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
+    doc = {"scale": SCALE, **{k: v for k, v in doc.items() if k != "scale"}}
+    atomic_write(path, json.dumps(doc, indent=2) + "\n", "--baseline")
     return doc
 
 
-__all__ = ["Drift", "RegressError", "RegressReport", "RunScores", "compare", "read_baseline", "read_run",
+__all__ = ["SCALE", "Drift", "RegressError", "RegressReport", "RunScores", "compare", "read_baseline", "read_run",
            "run_label", "write_baseline"]

@@ -43,3 +43,14 @@ def _devices() -> list:
 def device(request) -> str:
     """Every torch device present: CPU always, CUDA when a GPU is visible."""
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def _isolated_from_the_user(tmp_path_factory, monkeypatch):
+    """No test sees what a user's earlier commands left in the working directory (``runs/``,
+    ``runs/leaderboards`` from ``refbench run``) or their refbench settings: each test starts in an empty folder
+    of its own, without ``REFBENCH_LEADERBOARD`` / ``REFBENCH_DATA`` / ``REFBENCH_MODEL`` / ``REFBENCH_DEBUG``.
+    (The README's first command, ``refbench run``, writes ``runs/`` into the checkout; the tests run after it.)"""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    for var in ("REFBENCH_LEADERBOARD", "REFBENCH_DATA", "REFBENCH_MODEL", "REFBENCH_DEBUG"):
+        monkeypatch.delenv(var, raising=False)

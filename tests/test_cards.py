@@ -74,7 +74,7 @@ def test_check_without_root_is_one_clear_error(monkeypatch):
 
     monkeypatch.delenv("REFBENCH_DATA", raising=False)
     r = CliRunner().invoke(main, ["datasets", "check", "mevis_val_u"])
-    assert r.exit_code == 1 and "REFBENCH_DATA" in r.output and len(r.output.strip().splitlines()) == 1
+    assert r.exit_code == 2 and "REFBENCH_DATA" in r.output and len(r.output.strip().splitlines()) == 1
 
 
 def test_every_card_loader_resolves():
@@ -94,9 +94,15 @@ def _invoke(*args):
 
 
 def test_datasets_check_on_real_charades(shared_data):
-    r = _invoke("datasets", "check", "charades_sta_test", "--root", str(shared_data / "charades_sta"))
+    root = shared_data / "charades_sta"
+    r = _invoke("datasets", "check", "charades_sta_test", "--root", str(root), "--annotations-only")
     assert r.exit_code == 0, r.output
     assert "charades_sta_test: ok (videos 1,334, queries 3,720)" in r.output
+    # the card lists videos/<vid>.mp4: without --annotations-only their absence is a problem, in one line
+    r = _invoke("datasets", "check", "charades_sta_test", "--root", str(root))
+    assert r.exit_code == 1
+    want = f"problem: {root / 'videos'}: 1,334 of 1,334 videos missing (first 3MSZA.mp4); --annotations-only"
+    assert want in r.output
 
 
 def test_datasets_check_reports_count_mismatch_and_faults(shared_data, tmp_path):

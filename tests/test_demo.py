@@ -269,7 +269,7 @@ def test_ground_truth_as_prediction_scores_one(demo_base, tmp_path):
     loader = dataset_card("demo_mevis_val_u").open()
     _write_png_predictions(loader, tmp_path / "pred", empty=False)
     result, summary = evaluate("demo_mevis_val_u", pred=tmp_path / "pred")
-    assert result.metrics["J"] == 1.0 and result.metrics["F"] == 1.0 and result.metrics["J&F"] == 1.0
+    assert result.metrics["J"] == 100.0 and result.metrics["F"] == 100.0 and result.metrics["J&F"] == 100.0
     assert summary["provenance"]["data_root"] == str(demo_base / "mevis")
 
 
@@ -281,6 +281,6 @@ def test_empty_prediction_scores_the_empty_gt_fraction(demo_base, tmp_path):
     expected = float(np.mean(fractions))
     assert 0.0 < expected < 1.0
     result, _ = evaluate("demo_mevis_val_u", pred=tmp_path / "pred")
-    assert result.metrics["J"] == pytest.approx(expected, abs=1e-12)
-    assert result.metrics["F"] == pytest.approx(expected, abs=1e-12)
-    assert result.metrics["J&F"] == pytest.approx(expected, abs=1e-12)
+    assert result.metrics["J"] == pytest.approx(100 * expected, abs=1e-10)
+    assert result.metrics["F"] == pytest.approx(100 * expected, abs=1e-10)
+    assert result.metrics["J&F"] == pytest.approx(100 * expected, abs=1e-10)

@@ -45,7 +45,7 @@ def _reproduced(**kw) -> Row:
 
 
 def test_committed_files_exist_and_parse(committed):
-    for stem in ("refvos", "tsg", "res"):
+    for stem in ("refvos", "tsg", "res", "vos"):
         path = LB / f"{stem}.csv"
         assert path.read_text().splitlines()[0] == ",".join(COLUMNS)
         assert read_rows(path), stem
@@ -64,7 +64,7 @@ def test_committed_rows_are_well_formed(committed):
         assert r.dataset in cards or r.dataset in CHALLENGE_SPLITS, r.dataset
         assert r.metric in METRICS, r.metric
     # every row sits in its family's file
-    for stem in ("refvos", "tsg", "res"):
+    for stem in ("refvos", "tsg", "res", "vos"):
         for r in read_rows(LB / f"{stem}.csv"):
             assert family_of_dataset(r.dataset) == stem, (stem, r.dataset)
 
@@ -88,11 +88,65 @@ def test_committed_spot_checks(committed):
     assert _one(committed, dataset="revos_val", model="MomentSeg-7B", metric="J&F").value == 65.1
     ms_val = _one(committed, dataset="mevis_val", model="MomentSeg-7B", metric="J&F")
     assert (ms_val.value, ms_val.protocol) == (57.1, "server")
-    assert _one(committed, dataset="mevis_test", model="ReferDINO-Plus", metric="J&F").value == 60.43
-    assert "2503.23509" in _one(committed, dataset="mevis_test", model="ReferDINO-Plus").source
+    pvuw = {m: _one(committed, dataset="mevis_test", model="ReferDINO-iSEE", metric=m).value for m in ("J", "F", "J&F")}
+    assert pvuw == {"J": 56.79, "F": 64.07, "J&F": 60.43}
+    second = _one(committed, dataset="mevis_test", model="ReferDINO-iSEE", metric="J&F")
+    assert "2504.11326" in second.source and "Table 2" in second.source and "2503.23509" in second.notes
+    mose = {m: _one(committed, dataset="mose_test", model="BrainyBots", metric=m).value for m in ("J", "F", "J&F")}
+    assert mose == {"J": 83.59, "F": 90.92, "J&F": 87.26}
+    assert not [r for r in committed if "not found" in r.notes]
     assert _one(committed, dataset="refytvos_val", model="MPG-SAM2", metric="J&F").value == 73.9
     rd = _one(committed, dataset="mevis_val", model="ReferDINO-SwinB", metric="J&F")
     assert rd.value == 49.3 and "third-party" in rd.notes
+
+
+def test_pvuw_2025_tables_match_the_report(committed, shared_data):
+    """The MeViS and MOSE test tables of the PVUW 2025 report (shared/REPORTED.md): top 20 each, J, F, J&F, with
+    the report as source, server protocol, on the challenge splits mevis_test / mose_test."""
+    import re
+
+    path = shared_data.parent / "REPORTED.md"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    text = path.read_text()
+    for dataset, heading, table in (("mevis_test", "### MeViS track (Table 2)", "Table 2"),
+                                    ("mose_test", "### MOSE track (Table 1)", "Table 1")):
+        section = text.split(heading, 1)[1].split("###", 1)[0]
+        want = {}
+        for rank, team, j, f, jf in re.findall(r"^\| (\d+) \| (.+?) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$",
+                                                section, flags=re.M):
+            want[team] = {"J": float(j), "F": float(f), "J&F": float(jf)}
+        assert len(want) == 20
+        rows = select(committed, dataset=dataset)
+        got: dict = {}
+        for r in rows:
+            got.setdefault(r.model, {})[r.metric] = r.value
+            assert (r.kind, r.protocol) == ("reported", "server")
+            assert r.source.startswith("arXiv 2504.11326") and table in r.source
+        assert got == want, dataset
+    assert family_of_dataset("mose_test") == "vos" and "mose_test" in CHALLENGE_SPLITS
+
+
+def test_tables_keep_protocols_apart(committed):
+    """A table ranks only rows of one protocol: Ref-DAVIS17 convention B rows sit in their own table, labelled."""
+    mine = rows_from_summary(_summary(dataset="refdavis17_val", protocol="refdavis_a",
+                                      metrics={"J": 70.0, "F": 80.0, "J&F": 75.0}),
+                             model="prior", run_id="run-8", fingerprint="f", source="runs/8")
+    rows = select(committed, dataset="refdavis17_val") + mine
+    table = format_rows(rows, "table")
+    blocks = table.split("\n\n")
+    assert len(blocks) == 2
+    a, b = (blk for blk in blocks)
+    assert a.startswith("refdavis17_val, protocol refdavis_a (convention A)")
+    assert b.startswith("refdavis17_val, protocol refdavis_b (convention B)")
+    assert "prior" in a and "Sa2VA" not in a and "MomentSeg" not in a
+    assert "prior" not in b
+    # the convention is beside every number: each body line of either table names it
+    for blk, conv in ((a, "convention A"), (b, "convention B")):
+        body = [ln for ln in blk.splitlines()[3:] if not ln.strip().startswith("[")]
+        assert body and all(conv in ln for ln in body)
+    md = format_rows(rows, "markdown")
+    assert "| Sa2VA-8B | reported | refdavis_b (convention B) | 75.9 |" in md
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -136,20 +190,26 @@ def test_families():
 
 def _summary(**kw):
     base = {
-        "dataset": "mevis_val_u", "protocol": "mevis", "metrics": {"J": 0.5, "F": 0.25, "J&F": 0.375},
-        "scale": "fraction", "counts": {"expressions": 3},
+        "dataset": "mevis_val_u", "protocol": "mevis", "metrics": {"J": 50.0, "F": 25.0, "J&F": 37.5},
+        "scale": "percent", "counts": {"expressions": 3},
         "provenance": {"refbench_version": "0.1.0", "date": "2026-01-02T03:04:05+00:00"},
     }
     base.update(kw)
     return base
 
 
-def test_rows_from_fraction_summary():
+def test_rows_from_summary():
     rows = rows_from_summary(_summary(), model="prior", run_id="run-7", fingerprint="f" * 64, source="runs/7")
-    assert [(r.metric, r.value) for r in rows] == [("J", 50.0), ("F", 25.0), ("J&F", 37.5)]
+    assert [(r.metric, r.value) for r in rows] == [("J", 50.0), ("F", 25.0), ("J&F", 37.5)]  # percent, as is
     r = rows[0]
     assert (r.kind, r.scale, r.protocol, r.dataset) == ("reproduced", "percent", "mevis", "mevis_val_u")
     assert (r.refbench_version, r.date, r.run_id, r.source) == ("0.1.0", "2026-01-02T03:04:05+00:00", "run-7", "runs/7")
+
+
+def test_summary_on_the_old_fraction_scale_is_refused():
+    old = _summary(metrics={"J": 0.5, "F": 0.25, "J&F": 0.375}, scale="fraction")
+    with pytest.raises(ValueError, match=r"old fraction scale.*refbench eval --run DIR"):
+        rows_from_summary(old, model="prior", run_id="run-7", fingerprint="f", source="runs/7")
 
 
 def test_rows_from_percent_summary_keeps_values_and_revos_categories():
@@ -164,7 +224,7 @@ def test_rows_from_percent_summary_keeps_values_and_revos_categories():
 
 def test_rows_from_summary_headline_only_and_errors():
     davis = _summary(dataset="davis17_val", protocol="davis_semi",
-                     metrics={"J": 0.8, "F": 0.9, "J&F": 0.85, "J-Recall": 0.95, "J-Decay": 0.1})
+                     metrics={"J": 80.0, "F": 90.0, "J&F": 85.0, "J-Recall": 95.0, "J-Decay": 10.0})
     assert [r.metric for r in rows_from_summary(davis, "m", "r", "x", "s")] == ["J", "F", "J&F"]
     grounding = _summary(dataset="charades_sta_test", protocol="lmms-eval", scale="percent",
                          metrics={"R@0.3": 70.0, "R@0.5": 50.0, "R@0.7": 25.0, "mIoU": 45.0})

@@ -18,7 +18,7 @@ from refbench.regress import RegressError, compare, read_baseline, read_run, run
 
 def make_run(path: Path, metrics: dict, adapter: str = "prior", dataset: str = "demo_mevis_val_u",
              fingerprint: str = "f" * 16, model_args: dict | None = None, options: dict | None = None,
-             card_options: dict | None = None) -> Path:
+             card_options: dict | None = None, scale: str = "percent") -> Path:
     """A finished run directory as the runner leaves it, reduced to what regress reads."""
     path.mkdir(parents=True, exist_ok=True)
     meta: dict = {"status": "done", "config": {"model": adapter, "dataset": dataset, "model_args": model_args or {}},
@@ -26,12 +26,15 @@ def make_run(path: Path, metrics: dict, adapter: str = "prior", dataset: str = "
     if options is not None:
         meta["adapter"] = {"card": {"name": adapter, "options": card_options or {}}, "options": options}
     (path / "run.json").write_text(json.dumps(meta))
-    (path / "summary.json").write_text(json.dumps({"dataset": dataset, "metrics": metrics}))
+    (path / "summary.json").write_text(json.dumps({"dataset": dataset, "metrics": metrics, "scale": scale}))
     return path
 
 
-def make_baseline(path: Path, entries: dict, tolerance: float = 0.0) -> Path:
-    path.write_text(json.dumps({"tolerance": tolerance, "entries": entries}))
+def make_baseline(path: Path, entries: dict, tolerance: float = 0.0, scale: str | None = "percent") -> Path:
+    doc = {"tolerance": tolerance, "entries": entries}
+    if scale is not None:
+        doc["scale"] = scale
+    path.write_text(json.dumps(doc))
     return path
 
 
@@ -128,7 +131,7 @@ def test_write_creates_then_updates_keeping_other_entries(tmp_path):
     r = regress("--baseline", path, "--run", a, "--run", b, "--write", "--tolerance", "0")
     assert r.exit_code == 0 and "2 entries written" in r.output, r.output
     doc = json.loads(path.read_text())
-    assert doc["tolerance"] == 0.0
+    assert doc["tolerance"] == 0.0 and doc["scale"] == "percent" and list(doc)[0] == "scale"
     assert doc["entries"]["prior/demo_mevis_val_u"] == {"metrics": dict(sorted(M.items())), "fingerprint": "a" * 16}
     assert regress("--baseline", path, "--run", a, "--run", b, "--strict").exit_code == 0
     # a hand-set per-metric tolerance survives the refresh; the other entry is kept as it was
@@ -161,7 +164,7 @@ def test_nan_equals_nan(tmp_path):
 
 @pytest.mark.parametrize("text, msg", [
     (None, "baseline not found"),
-    ("{not json", "cannot read baseline"),
+    ("{not json", "baseline.json:1: invalid JSON"),
     ("[1, 2]", "expected {"),
     ('{"entries": {"prior/x": [1]}}', "entry 'prior/x' has no metrics mapping"),
     ('{"tolerance": "tight", "entries": {}}', "tolerance must be a number"),
@@ -172,7 +175,7 @@ def test_malformed_baseline_is_a_one_line_error(tmp_path, text, msg):
     if text is not None:
         path.write_text(text)
     r = regress("--baseline", path, "--run", make_run(tmp_path / "r", dict(M)))
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert len(r.output.strip().splitlines()) == 1 and msg in r.output and "Traceback" not in r.output, r.output
     with pytest.raises(RegressError, match="baseline"):
         read_baseline(path)
@@ -181,7 +184,7 @@ def test_malformed_baseline_is_a_one_line_error(tmp_path, text, msg):
 @pytest.mark.parametrize("run_json, summary_json, msg", [
     (None, '{"metrics": {}}', "run.json: not found"),
     ('{"header": {}}', None, "summary.json: not found"),
-    ("{oops", '{"metrics": {}}', "cannot read run.json / summary.json"),
+    ("{oops", '{"metrics": {}}', "run.json:1: invalid JSON"),
     ('["a list"]', '{"metrics": {}}', "run.json: expected a JSON object"),
     ('{"header": {"adapter": "prior"}}', '{"metrics": {}}', "run.json: no adapter/dataset header"),
     ('{"header": {"adapter": "prior", "dataset": "d"}}', '{"counts": {}}', "summary.json: no metrics"),
@@ -195,7 +198,7 @@ def test_malformed_run_dir_is_a_one_line_error(tmp_path, base, run_json, summary
     if summary_json is not None:
         (d / "summary.json").write_text(summary_json)
     r = regress("--baseline", base, "--run", d)
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert len(r.output.strip().splitlines()) == 1 and msg in r.output and "Traceback" not in r.output, r.output
 
 
@@ -221,3 +224,31 @@ def test_key_labels_non_default_options_like_leaderboards(tmp_path):
     assert set(read_baseline(base)["entries"]) == {"prior/charades_sta_test", "prior[objective=miou]/charades_sta_test"}
     r = regress("--baseline", base, "--run", plain, "--run", miou, "--strict")
     assert r.exit_code == 0 and "ok: 2 metric(s) of 2 run(s)" in r.output, r.output
+
+
+def test_baseline_on_the_old_scale_is_refused_in_one_line_then_rewritten(tmp_path):
+    """A baseline written before one scale (no "scale": MeViS/DAVIS/RES in fractions) is never compared: one line
+    says how to rewrite it, and --write replaces it whole (none of its old-scale entries survive)."""
+    old = make_baseline(tmp_path / "old.json", {"prior/demo_mevis_val_u": {"metrics": {"J&F": 0.00993}},
+                                                "empty/demo_mevis_val_u": {"metrics": {"J&F": 0.046}}}, scale=None)
+    run = make_run(tmp_path / "r", {"J": 0.24, "F": 1.75, "J&F": 0.99})
+    r = regress("--baseline", old, "--run", run)
+    assert r.exit_code == 2 and "drift" not in r.output
+    assert len(r.output.strip().splitlines()) == 1, r.output
+    assert "baseline written on the old scale" in r.output and "refbench regress --write" in r.output
+    with pytest.raises(RegressError, match="old scale"):
+        read_baseline(old)
+    r = regress("--baseline", old, "--run", run, "--write", "--tolerance", "0")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(old.read_text())
+    assert doc == {"scale": "percent", "tolerance": 0.0,
+                   "entries": {"prior/demo_mevis_val_u": {"metrics": {"F": 1.75, "J": 0.24, "J&F": 0.99},
+                                                          "fingerprint": "f" * 16}}}
+    assert regress("--baseline", old, "--run", run, "--strict").exit_code == 0
+
+
+def test_run_summary_on_the_old_scale_is_refused(tmp_path, base):
+    run = make_run(tmp_path / "r", dict(M), scale="fraction")
+    r = regress("--baseline", base, "--run", run)
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
+    assert "old fraction scale" in r.output and f"refbench eval --run {run}" in r.output

@@ -11,7 +11,8 @@ An adapter sees one kind of request per task and never a dataset or a metric:
   ``mask: (H, W) bool``.
 
 Every prediction carries free-form ``diagnostics`` (raw text, sampled frame indices, timings) that the run
-stores beside it. An adapter declares the tasks it supports, whether it needs pixels at all (blind baselines
+stores beside it; ``diagnostics["flags"]`` (a list of short names, e.g. ``["no_seg"]``) is counted per name in the
+run's summary (``summary["run"]["flags"]``). An adapter declares the tasks it supports, whether it needs pixels at all (blind baselines
 run where only annotations are on disk), and a fingerprint of every option that changes its output; the run
 store refuses to mix predictions made under different fingerprints.
 
@@ -20,6 +21,8 @@ background thread while the adapter works on the current one (only when ``needs_
 """
 
 from __future__ import annotations
+
+from refbench.errors import RefbenchInputError
 
 import hashlib
 import json
@@ -33,7 +36,7 @@ import numpy as np
 TASKS = ("refvos", "tsg", "res")
 
 
-class AdapterError(RuntimeError):
+class AdapterError(RefbenchInputError, RuntimeError):
     """An adapter cannot run (bad option, missing package, unsupported task) or returned a malformed result."""
 
 
@@ -171,7 +174,10 @@ class GroundingPrediction:
 
 @dataclass
 class ImagePrediction:
-    mask: np.ndarray  # (H, W) bool
+    """``mask: (H, W) bool``, or None for "no mask" (e.g. no ``[SEG]`` generated): stored as ``null`` and scored
+    by the protocol's own rule for it (LISA: an empty mask; Sa2VA: skipped in the cIoU sums)."""
+
+    mask: np.ndarray | None  # (H, W) bool, or None = no mask
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
@@ -205,9 +211,12 @@ def check_grounding_prediction(req: GroundingRequest, pred: Any, adapter: str) -
     return spans
 
 
-def check_image_prediction(req: ImageRequest, pred: Any, adapter: str) -> np.ndarray:
+def check_image_prediction(req: ImageRequest, pred: Any, adapter: str) -> np.ndarray | None:
+    """The prediction's mask as a C-contiguous ``(H, W) bool`` array, None for "no mask", or an AdapterError."""
     if not isinstance(pred, ImagePrediction):
         raise AdapterError(f"adapter {adapter}: {req.sample_id}: expected an ImagePrediction, got {type(pred).__name__}")
+    if pred.mask is None:
+        return None
     m = np.asarray(pred.mask)
     if m.shape != tuple(req.size):
         raise AdapterError(f"adapter {adapter}: {req.sample_id}: mask has shape {m.shape}, expected {tuple(req.size)}")
@@ -244,6 +253,8 @@ class Adapter:
     needs_pixels: ClassVar[bool] = True
     uses_ground_truth: ClassVar[bool] = False
     batch_size: int = 1
+    #: the card this adapter was built from (set by the registry and the worker; None outside them)
+    card_name: str | None = None
     #: options that cannot change outputs, kept out of the fingerprint (the registry adds the card's
     #: ``output: false`` options)
     not_output_options: frozenset[str]
@@ -294,7 +305,8 @@ class Adapter:
             elif task == "tsg":
                 payload = {"spans": [list(x) for x in check_grounding_prediction(r, p, self.name)], "text": p.text}
             else:
-                payload = encode_mask(check_image_prediction(r, p, self.name))
+                mask = check_image_prediction(r, p, self.name)
+                payload = None if mask is None else encode_mask(mask)
             out.append((payload, dict(p.diagnostics)))
         return out
 

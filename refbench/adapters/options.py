@@ -69,13 +69,13 @@ class OptionSpec:
         if self.type is None:
             if not self.choices:  # a bare null default: any value (third-party cards without specs)
                 return value
-            raise ValueError(f"{where}: --model-arg {self.name}={value!r} is not one of {self.allowed()}")
+            raise ValueError(f"{where}: --model-arg {self.name}={_show(value)} is not one of {self.allowed()}")
         got = _coerce(self.type, value)
         if got is _BAD:
-            raise ValueError(f"{where}: --model-arg {self.name}={value!r} must be {self.allowed()}")
+            raise ValueError(f"{where}: --model-arg {self.name}={_show(value)} must be {self.allowed()}")
         if self.type in ("int", "float"):
             if (self.min is not None and got < self.min) or (self.max is not None and got > self.max):
-                raise ValueError(f"{where}: --model-arg {self.name}={value!r} is out of range; it takes {self.allowed()}")
+                raise ValueError(f"{where}: --model-arg {self.name}={_show(value)} is out of range; it takes {self.allowed()}")
         return got
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +93,12 @@ class OptionSpec:
 
 
 _BAD = object()
+
+
+def _show(value: Any) -> str:
+    """``repr(value)``, cut to 40 characters (a 5000-digit value stays one readable line)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}...({len(text)} characters)"
 
 
 def _num(x: float) -> str:
@@ -171,7 +177,12 @@ def spec_from_card(name: str, raw: Any, where: str) -> OptionSpec:
 UNIVERSAL = {
     "batch_size": OptionSpec("batch_size", 1, "int", min=1, max=1_000_000, doc="requests per batch", output=False),
     "python": OptionSpec("python", None, "path", nullable=True,
-                         doc="run the adapter in a worker process under this interpreter", output=False),
+                         doc="run the adapter in a worker process under this interpreter (default: this one when "
+                             "it has the card's pinned packages, else the card's environment; refbench env)",
+                         output=False),
+    "ignore_pins": OptionSpec("ignore_pins", False, "bool",
+                              doc="run in this interpreter even when its packages differ from the card's pins "
+                                  "(unsupported; the versions are in the fingerprint and run.json)", output=False),
 }
 
 

@@ -17,11 +17,14 @@ from typing import Any, Mapping
 
 from refbench.adapters.options import OptionSpec, not_output, resolve, spec_from_card
 from refbench.cards import CardError, card_dirs, import_ref, read_card_mapping, suggest
+from refbench.envs import EnvSpec, env_spec_from_card
 
 ENTRY_POINT_GROUP = "refbench.adapters"
 _TASKS = ("refvos", "tsg", "res")
 _REQUIRED = ("name", "title", "code", "tasks")
-_FIELDS = ("name", "title", "code", "tasks", "needs_pixels", "options", "extra", "checkpoint", "reported", "notes")
+_FIELDS = ("name", "title", "code", "tasks", "needs_pixels", "options", "extra", "checkpoint", "reported", "notes",
+           "status", "trust_remote_code", "weights", "environment", "alias_of")
+_WEIGHT_KEYS = ("hub", "modelscope", "revision", "revision_note", "base_model", "remote_code")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,11 @@ class AdapterCard:
     notes: str | None = None
     path: Path | None = field(default=None, compare=False)
     origin: str = "card"  # "card" or "entry point <dist>"
+    status: str | None = None  # what has been verified (e.g. "offline stub tests only; no GPU run yet")
+    trust_remote_code: bool = False  # the checkpoint's own Python code runs (transformers' trust_remote_code)
+    weights: dict[str, Any] | None = None  # hub, modelscope, revision (null = unknown), revision_note, base_model
+    environment: EnvSpec | None = None  # the Python packages it needs (refbench.envs)
+    aliases: tuple[str, ...] = ()  # other names of this card (cards with ``alias_of: <this>``)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,7 +54,10 @@ class AdapterCard:
             "needs_pixels": self.needs_pixels, "options": dict(self.options),
             "option_specs": {k: s.to_dict() for k, s in self.specs.items()}, "extra": self.extra,
             "checkpoint": self.checkpoint, "origin": self.origin,
-            "path": str(self.path) if self.path else None,
+            "path": str(self.path) if self.path else None, "status": self.status,
+            "trust_remote_code": self.trust_remote_code, "weights": self.weights,
+            "environment": self.environment.to_dict() if self.environment else None,
+            "aliases": list(self.aliases),
         }
 
 
@@ -67,20 +78,64 @@ def _card_from_mapping(data: Mapping[str, Any], where: str, path: Path | None = 
     if not isinstance(options, dict):
         raise CardError(f"{where}: options must be a mapping of name -> spec (or default)")
     specs = {str(k): spec_from_card(str(k), v, where) for k, v in options.items()}
+    trust = data.get("trust_remote_code", False)
+    if not isinstance(trust, bool):
+        raise CardError(f"{where}: trust_remote_code must be true or false")
     return AdapterCard(
         name=str(data["name"]), title=str(data["title"]), code=str(data["code"]), tasks=tuple(tasks),
         needs_pixels=bool(data.get("needs_pixels", True)), options={k: s.default for k, s in specs.items()},
         specs=specs, extra=data.get("extra"),
         checkpoint=data.get("checkpoint"), reported=data.get("reported"), notes=data.get("notes"),
-        path=path, origin=origin,
+        path=path, origin=origin, status=_opt_str(data, "status", where), trust_remote_code=trust,
+        weights=_weights(data.get("weights"), where),
+        environment=env_spec_from_card(data["environment"], where) if data.get("environment") else None,
     )
 
 
+def _opt_str(data: Mapping[str, Any], key: str, where: str) -> str | None:
+    v = data.get(key)
+    if v is not None and not isinstance(v, str):
+        raise CardError(f"{where}: {key} must be text")
+    return v
+
+
+def _weights(raw: Any, where: str) -> dict[str, Any] | None:
+    """The ``weights`` block: where the checkpoint is published and the pinned revision (null = unknown)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise CardError(f"{where}: weights must be a mapping ({', '.join(_WEIGHT_KEYS)})")
+    bad = set(raw) - set(_WEIGHT_KEYS)
+    if bad:
+        raise CardError(f"{where}: weights: unknown keys {sorted(bad)} (allowed: {', '.join(_WEIGHT_KEYS)})")
+    for key in _WEIGHT_KEYS:
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise CardError(f"{where}: weights.{key} must be text or null")
+    if not raw.get("hub") and not raw.get("modelscope"):
+        raise CardError(f"{where}: weights needs a hub or a modelscope id")
+    rev = raw.get("revision")
+    if rev is not None and not (len(rev) == 40 and all(c in "0123456789abcdef" for c in rev)):
+        raise CardError(f"{where}: weights.revision must be a 40-hex commit sha or null (unknown), got {rev!r}")
+    return dict(raw)
+
+
 def _read_card(path: Path) -> AdapterCard:
-    card = _card_from_mapping(read_card_mapping(path, "adapter card"), str(path), path)
+    data = read_card_mapping(path, "adapter card")
+    if "alias_of" in data:
+        extra = set(data) - {"name", "alias_of", "title"}
+        if extra:
+            raise CardError(f"{path}: an alias card holds only name, alias_of and title, not {sorted(extra)}")
+        card = AdapterCard(name=str(data.get("name")), title=str(data.get("title") or ""), code="", tasks=(),
+                           path=path, origin=f"alias of {data['alias_of']}")
+    else:
+        card = _card_from_mapping(data, str(path), path)
     if card.name != path.stem:
         raise CardError(f"{path}: card name {card.name!r} differs from its file name")
     return card
+
+
+def _alias_target(card: AdapterCard) -> str | None:
+    return card.origin[len("alias of "):] if card.origin.startswith("alias of ") else None
 
 
 def _entry_points() -> list[Any]:
@@ -106,7 +161,23 @@ def adapter_cards() -> dict[str, AdapterCard]:
         dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
         cards[ep.name] = AdapterCard(name=ep.name, title=f"third-party adapter from {dist}", code=ep.value,
                                      tasks=(), origin=f"entry point ({dist})")
+    # aliases: checked, and listed on their target
+    import dataclasses
+
+    for name, card in list(cards.items()):
+        target = _alias_target(card)
+        if target is None:
+            continue
+        real = cards.get(target)
+        if real is None or _alias_target(real) is not None:
+            raise CardError(f"{card.path}: alias_of {target!r} is not a model card")
+        cards[target] = dataclasses.replace(real, aliases=tuple(sorted({*real.aliases, name})))
     return cards
+
+
+def aliases() -> dict[str, str]:
+    """``{alias: card name}`` (e.g. ``momentseg`` -> ``momentseg-3b``)."""
+    return {n: t for n, c in adapter_cards().items() if (t := _alias_target(c)) is not None}
 
 
 def adapter_card(name: str) -> AdapterCard:
@@ -114,6 +185,9 @@ def adapter_card(name: str) -> AdapterCard:
     if name not in cards:
         raise CardError(f"unknown model {name!r}{suggest(name, cards)} (refbench models list shows all)")
     card = cards[name]
+    target = _alias_target(card)
+    if target is not None:
+        card = cards[target]
     if card.origin != "card" and not card.tasks:
         # An entry point: its class may carry the card; importing it is the only way to learn its tasks.
         cls = import_ref(card.code)
@@ -144,7 +218,7 @@ def parse_model_args(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
             raise ValueError(f"--model-arg {pair!r}: expected key=value")
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError, OverflowError, RecursionError):  # e.g. an int of 5000 digits
             value = raw
         if isinstance(value, (dict, list)):
             value = raw  # keep structured-looking text as given
@@ -163,24 +237,32 @@ def load_adapter(name: str, overrides: Mapping[str, Any] | None = None):
     Returns ``(adapter, card)``; imports the adapter's module (and whatever it needs) only now."""
     card = adapter_card(name)
     options = resolve_options(card, overrides or {})
-    if options.get("python"):  # run out of process, under another interpreter (refbench.adapters.worker)
+    python = options.pop("python", None)
+    ignore_pins = bool(options.pop("ignore_pins", False))
+    if python is None and card.environment is not None and not ignore_pins:
+        # in this interpreter when it has the card's pinned packages, else in the card's environment (refbench.envs)
+        from refbench.envs import worker_python
+
+        python = worker_python(card)
+    if python:  # run out of process, under another interpreter (refbench.adapters.worker)
         from refbench.adapters.worker import WorkerAdapter
 
-        rest = {k: v for k, v in options.items() if k != "python"}
-        worker = WorkerAdapter(card.code, str(options["python"]), card.name, **rest)
+        worker = WorkerAdapter(card.code, str(python), card.name, **options)
         worker.not_output_options = worker.not_output_options | not_output(card.specs)
         return worker, card
-    options.pop("python", None)
     cls = import_ref(card.code)
     adapter = cls(**options)
     adapter.not_output_options = adapter.not_output_options | not_output(card.specs)
+    adapter.card_name = card.name
     if not getattr(adapter, "name", None):
         adapter.name = card.name
     return adapter, card
 
 
 def list_models() -> list[AdapterCard]:
-    return [adapter_cards()[k] for k in sorted(adapter_cards())]
+    """Every model card (aliases are on their target's ``aliases``)."""
+    cards = adapter_cards()
+    return [cards[k] for k in sorted(cards) if _alias_target(cards[k]) is None]
 
 
 def default_model() -> str:
@@ -192,6 +274,7 @@ __all__ = [
     "AdapterCard",
     "adapter_card",
     "adapter_cards",
+    "aliases",
     "list_models",
     "load_adapter",
     "parse_model_args",

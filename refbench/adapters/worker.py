@@ -10,7 +10,8 @@ own packages.
 Protocol: one JSON object per line on the worker's stdin / stdout (its stderr is passed through, for logs);
 every reply has ``"ok"`` and, when false, ``"error"`` and ``"traceback"``.
 
-* ``{"op": "setup", "code": "module:Class", "options": {...}, "context": {"device", "dataset", "root", "run_dir"}}``
+* ``{"op": "setup", "code": "module:Class", "card": name, "options": {...}, "context": {"device", "dataset", "root",
+  "run_dir"}}``
   -> ``{"ok": true, "fingerprint": str, "fingerprint_state": {...}, "version": str, "tasks": [...],
   "uses_ground_truth": bool}``
 * ``{"op": "predict", "task": "refvos" | "tsg" | "res", "requests": [...]}`` -> ``{"ok": true, "predictions":
@@ -119,7 +120,7 @@ class WorkerAdapter(Adapter):
         ctx = {"device": context.device, "dataset": context.dataset,
                "root": str(context.root) if context.root else None,
                "run_dir": str(context.run_dir) if context.run_dir else None}
-        self._remote = self._call({"op": "setup", "protocol": PROTOCOL_VERSION, "code": self.code,
+        self._remote = self._call({"op": "setup", "protocol": PROTOCOL_VERSION, "code": self.code, "card": self.name,
                                    "options": self.options, "not_output": sorted(self.not_output_options),
                                    "context": ctx})
         if self._remote.get("uses_ground_truth"):
@@ -146,6 +147,8 @@ class WorkerAdapter(Adapter):
             raise AdapterError(f"model {self.name} (worker): {len(preds)} predictions for {len(requests)} requests")
         for r, p in zip(requests, preds):
             payload = p.get("payload")
+            if task == "res" and payload is None:
+                continue  # "no mask": scored by the protocol's rule for null
             if task != "tsg" and (not isinstance(payload, dict) or list(payload.get("size", ())) != list(r.size)):
                 raise AdapterError(f"model {self.name} (worker): {r.sample_id}: payload does not match size {r.size}")
             if task == "refvos" and len(payload.get("rles", ())) != len(r.frames):
@@ -165,7 +168,7 @@ class WorkerAdapter(Adapter):
     def predict_image(self, requests: Sequence[ImageRequest]) -> list[ImagePrediction]:
         from refbench.runs.store import decode_masks
 
-        return [ImagePrediction(decode_masks({"size": p["size"], "rles": [p["counts"]]})[0], d)
+        return [ImagePrediction(None if p is None else decode_masks({"size": p["size"], "rles": [p["counts"]]})[0], d)
                 for p, d in self.predict_payloads("res", requests)]
 
     def close(self) -> None:
@@ -208,6 +211,9 @@ def _serve(stdin: Any, stdout: Any) -> int:
                 cls = import_ref(msg["code"])
                 adapter = cls(**(msg.get("options") or {}))
                 adapter.not_output_options = adapter.not_output_options | frozenset(msg.get("not_output") or ())
+                adapter.card_name = msg.get("card")
+                if msg.get("card") and not getattr(adapter, "name", None):
+                    adapter.name = msg["card"]
                 ctx = msg.get("context") or {}
                 adapter.setup(RunContext(device=ctx.get("device") or "cpu", dataset=ctx.get("dataset"),
                                          root=Path(ctx["root"]) if ctx.get("root") else None,
@@ -262,10 +268,14 @@ def _request_from_doc(task: str, r: Mapping[str, Any]) -> Any:
 
 def main() -> int:
     """Worker entry point (``python -m refbench.adapters.worker``): the protocol on stdin/stdout. Anything the
-    adapter prints goes to stderr, so stdout carries protocol lines only."""
-    protocol_out = sys.stdout
+    adapter prints goes to stderr, so stdout carries protocol lines only; and ``sys.stdin`` becomes /dev/null,
+    so nothing the adapter runs can read (or swallow) a protocol line. transformers' "trust remote code? [y/N]"
+    prompt, for one, reads stdin: on the pipe it stalled ~18 s and could eat a queued request (ADAPTERS.md 6.3);
+    on /dev/null it fails at once with its own message."""
+    protocol_in, protocol_out = sys.stdin, sys.stdout
     sys.stdout = sys.stderr
-    return _serve(sys.stdin, protocol_out)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    return _serve(protocol_in, protocol_out)
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through a subprocess in the tests

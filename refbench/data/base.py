@@ -7,17 +7,18 @@ mask and memory stays bounded.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from refbench.errors import RefbenchInputError
 
-class DatasetError(ValueError):
+
+class DatasetError(RefbenchInputError):
     """A dataset on disk is not in the expected layout; the message names the file and the problem."""
 
 
-class PredictionError(ValueError):
+class PredictionError(RefbenchInputError):
     """Predictions are missing, malformed or do not fit the dataset; the message names the file."""
 
 
@@ -85,16 +86,13 @@ def safe_component(name: str, what: str, source: Path | str) -> str:
 
 
 def read_json_object(path: Path, error: type[ValueError], not_found: str, expected: str) -> dict[str, Any]:
-    """Read a JSON file that must hold an object; every failure raises ``error`` naming the file
-    (and the line of a syntax error)."""
-    if not path.is_file():
+    """Read a JSON file that must hold an object; every failure raises ``error`` naming the file (and the
+    line of a syntax error, or a key given twice: :func:`refbench.files.load_json`)."""
+    from refbench.files import load_json
+
+    if not path.exists():
         raise error(f"{path}: {not_found}")
-    try:
-        data = json.loads(path.read_bytes())
-    except json.JSONDecodeError as exc:
-        raise error(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
-    except UnicodeDecodeError as exc:
-        raise error(f"{path}: not UTF-8 JSON ({exc})") from exc
+    data = load_json(path, error)
     if not isinstance(data, dict):
         raise error(f"{path}: {expected}, got {type(data).__name__}")
     return data

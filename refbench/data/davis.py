@@ -25,7 +25,7 @@ annotator 1 first-frame, annotator 1 full-video, annotator 2 first-frame, annota
 expression at position ``p`` of a video belongs to annotator set ``anno_{p % 4}`` and object ``p // 4``.
 :class:`RefDavisLoader` stores that set index in ``VideoExpression.type_id``.
 
-Two scoring conventions (refbench PROTOCOLS section 8) need different views, both provided here:
+Two scoring conventions (``docs/protocols.md`` #refdavis_a, #refdavis_b) need different views, both provided here:
 
 * **Convention A** (wjn922/ReferFormer ``inference_davis.py`` + ``eval_davis.py`` +
   ``scripts/dist_test_davis.sh``, commit 9a2d4f65e7da887b5699166be11cb5dbf865957c; OnlineRefer
@@ -67,6 +67,7 @@ from refbench.data.mevis import (
     checked_relpath,
     expressions_of,
     frames_of,
+    image_size,
     read_json_file,
     videos_of,
 )
@@ -188,8 +189,10 @@ class DavisLoader:
 
     def gt_masks(self, seq: VideoSequence) -> np.ndarray:
         """``(T, H, W)`` uint8 palette indices (0 background, k object k, 255 void), every frame required."""
-        return _stack_same_size([read_palette_png(p) for p in self.annotation_paths(seq)],
-                                self.annotations_dir / seq.video)
+        paths = self.annotation_paths(seq)
+        frames = [read_palette_png(p) for p in paths[:1]]
+        frames += [read_palette_png(p, frames[0].shape) for p in paths[1:]]  # the first frame's size, checked first
+        return _stack_same_size(frames, self.annotations_dir / seq.video)
 
     def first_frame_mask(self, seq: VideoSequence) -> np.ndarray:
         """Palette indices of the first frame (all that DAVIS test-dev and MOSE valid publish)."""
@@ -331,8 +334,6 @@ class RefDavisLoader:
 
     def frame_size(self, video: str) -> tuple[int, int]:
         """``(H, W)`` of ``video``: from its first annotation PNG, else its first JPEG (header only)."""
-        from PIL import Image
-
         data = self._meta_videos().get(video)
         if data is None:
             raise DatasetError(f"{self.meta_path}: unknown video {video!r}")
@@ -341,11 +342,7 @@ class RefDavisLoader:
             raise DatasetError(f"{self.meta_path}: video {video!r} lists no frames")
         for path in (self.annotations_dir / video / f"{frames[0]}.png", self.frames_dir / video / f"{frames[0]}.jpg"):
             if path.is_file():
-                try:
-                    with Image.open(path) as im:
-                        return im.size[1], im.size[0]
-                except OSError as exc:
-                    raise DatasetError(f"{path}: cannot read ({exc})") from exc
+                return image_size(path)
         raise DatasetError(f"{self.root}: video {video!r} has neither an annotation PNG nor a JPEG for frame "
                            f"{frames[0]!r}")
 

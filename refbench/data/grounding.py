@@ -14,7 +14,7 @@ ends and 4 queries with start > end (lines 8252, 8440, 9623, 9624, 1-based), whi
 verbatim here too (2D-TAN strips the trailing ``.``; nothing else is normalised).
 
 ActivityNet Captions (Krishna et al. 2017): ``<split>.json`` is ``{vid: {"duration", "timestamps": [[s, e], ...],
-"sentences": [...]}}``; ``val_1`` has 4,917 videos / 17,505 sentences (PROTOCOLS.md section 10). 2D-TAN renames
+"sentences": [...]}}``; ``val_1`` has 4,917 videos / 17,505 sentences (``docs/protocols.md#lmms-eval``). 2D-TAN renames
 ``val_1.json`` to ``val.json`` and ``val_2.json`` to ``test.json`` (PROVENANCE.md section 6); the loader accepts
 those names. The query id is ``<vid>_<i>`` with ``i`` the 0-based sentence index within the video. Sentences are
 kept verbatim (many start with a space in the official file). 134 of the val_1 spans end after the video duration

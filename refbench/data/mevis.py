@@ -18,7 +18,7 @@ Layout facts (with their sources):
 Ground truth (``gt_masks``) follows the official scorers: a ``(T, H, W)`` zero array to which the decoded RLE
 of every ``anno_id`` is **added** frame by frame (``gt[t] += decode(rle)``; ``null`` adds nothing). Objects that
 overlap therefore give the value 2 there. MeViS's J/F binarise later; ReVOS's A and R use the raw values
-(PROTOCOLS section 6), which is why the sum is kept. The sum is taken in uint8, as VISA does.
+(``docs/protocols.md#revos``), which is why the sum is kept. The sum is taken in uint8, as VISA does.
 
 The JSON files are read when first needed and cached; ``samples()`` reads only the meta file, and the mask
 dictionaries are read only when a mask is requested (or by ``check``).
@@ -26,7 +26,6 @@ dictionaries are read only when a mask is requested (or by ``check``).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -34,7 +33,9 @@ from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
+from refbench import rle as _rle
 from refbench.data.base import DatasetError, VideoExpression
+from refbench.files import load_json, open_regular
 
 PathLike = Union[str, Path]
 
@@ -49,17 +50,9 @@ MEVIS_SPLITS_WITH_GT = ("train", "valid_u")
 
 
 def read_json_file(path: PathLike, what: str = "JSON file") -> Any:
-    """Read a JSON file; a missing or unparsable file raises :class:`DatasetError` naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: {what} not found")
-    try:
-        with path.open("r", encoding="utf-8") as fh:
-            return json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: {what} is not valid JSON ({exc})") from exc
-    except OSError as exc:
-        raise DatasetError(f"{path}: {what} cannot be read ({exc})") from exc
+    """Read a JSON file; a missing, non-regular or unparsable file, or one naming a key twice in an object,
+    raises :class:`DatasetError` naming it (:func:`refbench.files.load_json`)."""
+    return load_json(Path(path), DatasetError, what)
 
 
 def checked_relpath(name: Any, what: str, source: PathLike, allow_slash: bool = False) -> str:
@@ -109,13 +102,19 @@ def frames_of(video: str, data: Any, path: PathLike) -> tuple[str, ...]:
 
 
 def _id_list(value: Any, video: str, exp_id: str, key: str, path: PathLike) -> list:
+    """An id or a list of ids (ints or strings; never floats, booleans or nested values)."""
     if value is None:
         return []
-    if isinstance(value, (str, int)):
-        return [value]
-    if isinstance(value, list):
-        return value
-    raise DatasetError(f"{path}: expression {video}/{exp_id} has a malformed {key!r}: {value!r}")
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (str, int)):
+            raise DatasetError(f"{path}: expression {video}/{exp_id} has a malformed {key!r}: {_short(value)}")
+    return values
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _optional_int(value: Any) -> int | None:
@@ -127,30 +126,30 @@ def _optional_int(value: Any) -> int | None:
     return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
-def decode_rle(rle: Mapping[str, Any]) -> np.ndarray:
-    """Decode one COCO RLE (``{"size": [H, W], "counts": str|bytes}``) to an ``(H, W)`` uint8 array."""
-    from pycocotools import mask as mask_utils
-
-    m = mask_utils.decode(dict(rle))
-    if m.ndim == 3:  # a list of RLEs gives (H, W, N); VISA sums such stacks
-        m = m.sum(axis=2)
-    return m.astype(np.uint8, copy=False)
-
-
-def _rle_size(rle: Any) -> tuple[int, int] | None:
-    if isinstance(rle, dict) and isinstance(rle.get("size"), (list, tuple)) and len(rle["size"]) == 2:
-        return int(rle["size"][0]), int(rle["size"][1])
-    return None
+def decode_rle(rle: Any, where: str = "RLE", size: Sequence[int] | None = None) -> np.ndarray:
+    """Check and decode one COCO RLE (``{"size": [H, W], "counts": str | bytes | [int, ...]}``) to an ``(H, W)``
+    uint8 0/1 array; a list of RLEs gives their per-pixel sum (VISA sums such stacks). Malformed RLEs
+    (:func:`refbench.rle.check_rle`) raise :class:`DatasetError` naming ``where``."""
+    if isinstance(rle, list):
+        if not rle:
+            raise DatasetError(f"{where}: an empty list of RLEs")
+        masks = [_decode_checked(r, f"{where} part {i}", size) for i, r in enumerate(rle)]
+        return np.sum(masks, axis=0).astype(np.uint8)
+    return _decode_checked(rle, where, size)
 
 
-def _rle_problem(rle: Any) -> str | None:
-    """Why a mask_dict entry is not ``null`` or a well-formed RLE (None when it is fine)."""
+def _decode_checked(rle: Any, where: str, size: Sequence[int] | None) -> np.ndarray:
+    return _rle.decode_rle(rle, where, size, DatasetError)
+
+
+def _rle_problem(rle: Any, where: str = "RLE", size: Sequence[int] | None = None) -> str | None:
+    """Why a mask_dict entry is not ``null`` or a well-formed RLE of ``size`` (None when it is fine)."""
     if rle is None:
         return None
-    if not isinstance(rle, dict) or "counts" not in rle or _rle_size(rle) is None:
-        return "is neither null nor an RLE with 'size' [H, W] and 'counts'"
-    if not isinstance(rle["counts"], (str, bytes, list)):
-        return "has 'counts' that is not a string or list"
+    try:
+        _rle.check_rle(rle, where, size, DatasetError)
+    except DatasetError as exc:
+        return str(exc)
     return None
 
 
@@ -158,11 +157,17 @@ def image_size(path: Path) -> tuple[int, int]:
     """(H, W) of an image file, read from its header only."""
     from PIL import Image
 
+    from refbench.png import MAX_FRAME_PIXELS
+
     try:
-        with Image.open(path) as im:
+        with open_regular(path, DatasetError, "image") as fh, Image.open(fh) as im:
             w, h = im.size
-    except OSError as exc:
+    except DatasetError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DatasetError(f"{path}: cannot read image ({exc})") from exc
+    if h * w > MAX_FRAME_PIXELS:
+        raise DatasetError(f"{path}: image declares {h}x{w} pixels, more than the {MAX_FRAME_PIXELS:,} refbench reads")
     return h, w
 
 
@@ -231,7 +236,7 @@ class _RleVideoLoader:
                     objs = _id_list(exp.get("obj_id"), video, exp_id, "obj_id", src)
                     try:
                         obj_ids = tuple(int(o) for o in objs)
-                    except (TypeError, ValueError) as exc:
+                    except (TypeError, ValueError, OverflowError) as exc:
                         raise DatasetError(f"{src}: expression {video}/{exp_id} has a non-integer obj_id") from exc
                     type_id = exp.get("type_id")
                     out.append(
@@ -279,26 +284,28 @@ class _RleVideoLoader:
             if other.video != sample.video:
                 continue
             for aid in other.anno_ids:
-                for rle in masks.get(aid) or ():
-                    size = _rle_size(rle)
-                    if size:
-                        return size
+                rles = masks.get(aid)
+                for t, rle in enumerate(rles if isinstance(rles, list) else ()):
+                    if rle is not None:
+                        return _rle.rle_size(rle, f"{self.mask_dict_path}: anno_id {aid!r} frame {t}", DatasetError)
         paths = self.frame_paths(sample)
         if paths and paths[0].is_file():
             return image_size(paths[0])
         raise DatasetError(
-            f"{self.mask_dict_path}: cannot tell the frame size of {sample.key}: every RLE is null and "
+            f"{self.mask_dict_path}: cannot tell the frame size of {sample.key} ({self.meta_path}): every RLE is "
+            "null and "
             f"{paths[0] if paths else self.frames_dir / sample.video} is missing"
         )
 
     def _anno_lists(self, sample: VideoExpression) -> tuple[list[list], tuple[int, int]]:
-        """The sample's per-anno_id RLE lists (checked against its frames) and its frame size."""
+        """The sample's per-anno_id RLE lists (checked against its frames) and its frame size, found as
+        :meth:`gt_masks` finds them (the meta's size, else the first RLE's, else :meth:`_frame_size`)."""
         masks = self._masks()
         src = self.mask_dict_path
         per_anno = []
         for aid in sample.anno_ids:
             if aid not in masks:
-                raise DatasetError(f"{src}: anno_id {aid!r} of {sample.key} is missing")
+                raise DatasetError(f"{src}: anno_id {aid!r} of {sample.key} (listed in {self.meta_path}) is missing")
             rles = masks[aid]
             if not isinstance(rles, list) or len(rles) != len(sample.frames):
                 n = len(rles) if isinstance(rles, list) else "no"
@@ -306,23 +313,28 @@ class _RleVideoLoader:
                     f"{src}: anno_id {aid!r} has {n} RLE entries but {sample.key} has {len(sample.frames)} frames"
                 )
             per_anno.append(rles)
-        size = next((s for rles in per_anno for s in map(_rle_size, rles) if s), None)
+        size: tuple[int, int] | None = (sample.height, sample.width) if sample.height and sample.width else None
         if size is None:
-            size = self._frame_size(sample)
+            first = next(((aid, t, rle) for aid, rles in zip(sample.anno_ids, per_anno)
+                          for t, rle in enumerate(rles) if rle is not None), None)
+            size = (_rle.rle_size(first[2], f"{src}: anno_id {first[0]!r} frame {first[1]}", DatasetError)
+                    if first else self._frame_size(sample))
         return per_anno, size
 
     def gt_words(self, sample: VideoExpression) -> tuple[np.ndarray, tuple[int, int]]:
         """The ground truth as the scorers' words: ``((T, H, ceil(W / 64)) uint64, (H, W))``, bit set where
-        :meth:`gt_masks` is non-zero (MeViS's J and F binarise the sum). Each object's words come from
-        :func:`refbench.data.rle_words.rle_list_words`, decoded once and kept for the video's other
-        expressions (up to :attr:`word_cache_bytes`); the union is an OR of words. Read-only."""
+        :meth:`gt_masks` is non-zero (MeViS's J and F binarise the sum). Each object's RLEs are checked and
+        decoded straight into words (:func:`refbench.data.rle_words.rle_list_words`), once per video: the
+        words are kept for the video's other expressions (up to :attr:`word_cache_bytes`); the union is an OR
+        of words. Read-only."""
         from refbench.data.rle_words import rle_list_words
-        from refbench.metrics._bits import pack_numpy
+        from refbench.metrics._bits import n_words, pack_numpy
 
         per_anno, size = self._anno_lists(sample)
         if len(per_anno) >= 256:  # the uint8 sum can wrap to 0 where 256 objects overlap: take it literally
             return pack_numpy(self.gt_masks(sample)), size
         n = len(sample.frames)
+        src = self.mask_dict_path
         union: np.ndarray | None = None
         for aid, rles in zip(sample.anno_ids, per_anno):
             key = (aid, n, size)
@@ -331,12 +343,8 @@ class _RleVideoLoader:
                 if words is not None:
                     self._words.move_to_end(key)
             if words is None:
-                src = self.mask_dict_path
-
-                def problem(t: int, shape: tuple[int, ...], aid: str = aid) -> DatasetError:
-                    return DatasetError(f"{src}: anno_id {aid!r} frame {t} has size {shape}, expected {size}")
-
-                words = rle_list_words(rles, size, problem)
+                words = rle_list_words(rles, size, lambda t, aid=aid: f"{src}: anno_id {aid!r} frame {t}",
+                                       DatasetError)
                 words.flags.writeable = False
                 with self._words_lock:
                     if key not in self._words:
@@ -350,8 +358,6 @@ class _RleVideoLoader:
             elif union is not words:
                 union = np.bitwise_or(union, words, out=union if union.flags.writeable else None)
         if union is None:
-            from refbench.metrics._bits import n_words
-
             union = np.zeros((n, size[0], n_words(size[1])), dtype=np.uint64)
         union.flags.writeable = False
         return union, size
@@ -363,7 +369,7 @@ class _RleVideoLoader:
         per_anno = []
         for aid in sample.anno_ids:
             if aid not in masks:
-                raise DatasetError(f"{src}: anno_id {aid!r} of {sample.key} is missing")
+                raise DatasetError(f"{src}: anno_id {aid!r} of {sample.key} (listed in {self.meta_path}) is missing")
             rles = masks[aid]
             if not isinstance(rles, list) or len(rles) != len(sample.frames):
                 n = len(rles) if isinstance(rles, list) else "no"
@@ -371,18 +377,19 @@ class _RleVideoLoader:
                     f"{src}: anno_id {aid!r} has {n} RLE entries but {sample.key} has {len(sample.frames)} frames"
                 )
             per_anno.append(rles)
-        size = next((s for rles in per_anno for s in map(_rle_size, rles) if s), None)
+        size: tuple[int, int] | None = (sample.height, sample.width) if sample.height and sample.width else None
         if size is None:
-            size = self._frame_size(sample)
+            first = next(((aid, t, rle) for aid, rles in zip(sample.anno_ids, per_anno)
+                          for t, rle in enumerate(rles) if rle is not None), None)
+            size = (_rle.rle_size(first[2], f"{src}: anno_id {first[0]!r} frame {first[1]}", DatasetError)
+                    if first else self._frame_size(sample))
         out = np.zeros((len(sample.frames), *size), dtype=np.uint8)
         for aid, rles in zip(sample.anno_ids, per_anno):
             for t, rle in enumerate(rles):
-                if not rle:
+                if rle is None:
                     continue
-                m = decode_rle(rle)
-                if m.shape != size:
-                    raise DatasetError(f"{src}: anno_id {aid!r} frame {t} has size {m.shape}, expected {size}")
-                out[t] += m
+                # every RLE is checked (well-formed, runs adding up to H x W, the frame's size) before decoding
+                out[t] += _decode_checked(rle, f"{src}: anno_id {aid!r} frame {t}", size)
         return out
 
     # -- checks ---------------------------------------------------------------------------------
@@ -405,13 +412,15 @@ class _RleVideoLoader:
                 masks = None
             if masks is not None:
                 seen: set[tuple[str, int]] = set()
+                sizes: dict[str, tuple[int, int]] = {}  # each video's frame size, from its first RLE
                 for s in samples:
                     for aid in s.anno_ids:
                         if (aid, len(s.frames)) in seen:
                             continue
                         seen.add((aid, len(s.frames)))
                         if aid not in masks:
-                            problems.append(f"{self.mask_dict_path}: anno_id {aid!r} of {s.key} is missing")
+                            problems.append(f"{self.mask_dict_path}: anno_id {aid!r} of {s.key} (listed in "
+                                            f"{self.meta_path}) is missing")
                             continue
                         rles = masks[aid]
                         if not isinstance(rles, list):
@@ -423,9 +432,13 @@ class _RleVideoLoader:
                                 f"{s.video!r} has {len(s.frames)} frames"
                             )
                         for t, rle in enumerate(rles):
-                            why = _rle_problem(rle)
+                            where = f"{self.mask_dict_path}: anno_id {aid!r} frame {t}"
+                            size = (s.height, s.width) if s.height and s.width else sizes.get(s.video)
+                            why = _rle_problem(rle, where, size)
                             if why:
-                                problems.append(f"{self.mask_dict_path}: anno_id {aid!r} frame {t} {why}")
+                                problems.append(why)
+                            elif rle is not None:
+                                sizes.setdefault(s.video, (rle["size"][0], rle["size"][1]))
         if require_frames:
             done: set[str] = set()
             for s in samples:
@@ -510,11 +523,13 @@ class RevosLoader(_RleVideoLoader):
         if len(rles) != n:
             raise DatasetError(f"{self.foreground_path}: video {video!r} has {len(rles)} RLEs for {n} frames")
         frames = []
+        size = None
         for t, rle in enumerate(rles):
-            why = _rle_problem(rle) if rle is not None else "is null"
-            if why:
-                raise DatasetError(f"{self.foreground_path}: video {video!r} frame {t} {why}")
-            frames.append(decode_rle(rle))
+            where = f"{self.foreground_path}: video {video!r} frame {t}"
+            if rle is None:
+                raise DatasetError(f"{where}: is null, not an RLE")
+            frames.append(decode_rle(rle, where, size))
+            size = frames[-1].shape
         if not frames:
             raise DatasetError(f"{self.foreground_path}: video {video!r} has no frames")
         if len({f.shape for f in frames}) != 1:
@@ -541,6 +556,12 @@ class RevosLoader(_RleVideoLoader):
                             f"{self.foreground_path}: video {video!r} has {len(entry['masks_rle'])} RLE entries "
                             f"but {len(data['frames'])} frames"
                         )
+                    else:
+                        for t, rle in enumerate(entry["masks_rle"]):
+                            where = f"{self.foreground_path}: video {video!r} frame {t}"
+                            why = _rle_problem(rle, where) if rle is not None else f"{where}: is null, not an RLE"
+                            if why:
+                                problems.append(why)
             for s in self.samples():
                 if s.type_id not in (0, 1, 2):
                     problems.append(f"{self.meta_path}: expression {s.key} has type_id {s.type_id!r}, not 0/1/2")

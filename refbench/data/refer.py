@@ -32,7 +32,7 @@ Ground-truth styles for RefCOCO (``gt_style``):
 
 from __future__ import annotations
 
-import json
+import math
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,10 @@ GTStyle = Literal["lisa", "sa2va", "binary"]
 DEFAULT_SPLIT_BY: dict[str, str] = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd", "refclef": "unc"}
 
 _GT_STYLES = ("lisa", "sa2va", "binary")
+#: the largest image side an instances file may declare, and the largest polygon coordinate (pycocotools
+#: rasterises polygons in C integers: beyond this its arithmetic overflows)
+_MAX_SIDE = 1 << 15
+_MAX_COORD = 1 << 20
 
 
 # ----------------------------------------------------------------------------------------------
@@ -74,36 +78,66 @@ def load_refs(path: PathLike) -> list[dict[str, Any]]:
     Each ref has ``ref_id, ann_id, image_id, category_id, split, sent_ids, sentences`` (each sentence a
     dict with ``sent_id, sent, raw, tokens``). Only plain Python objects are accepted.
     """
+    import io
+
+    from refbench.files import read_regular
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: refs file not found")
-    with path.open("rb") as fh:
-        try:
-            refs = _PlainUnpickler(fh, path).load()
-        except (pickle.UnpicklingError, EOFError, ValueError) as exc:
-            raise ValueError(f"{path}: not a readable refs pickle ({exc})") from exc
+    data = read_regular(path, FileNotFoundError if not path.exists() else ValueError, "refs file")
+    try:
+        refs = _PlainUnpickler(io.BytesIO(data), path).load()
+    except RecursionError:
+        raise ValueError(f"{path}: refs pickle is nested too deeply to be read") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            OverflowError, MemoryError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable refs pickle ({exc})") from exc
     if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
         raise ValueError(f"{path}: expected a list of ref dicts, got {type(refs).__name__}")
-    for key in ("ref_id", "ann_id", "image_id", "split", "sentences"):
-        for ref in refs:
+    for ref in refs:
+        for key in ("ref_id", "ann_id", "image_id", "split", "sentences"):
             if key not in ref:
-                raise ValueError(f"{path}: ref {ref.get('ref_id', '?')} has no '{key}' field")
+                raise ValueError(f"{path}: ref {ref.get('ref_id', '?')!r} has no '{key}' field")
+        for key in ("ref_id", "ann_id", "image_id"):
+            if type(ref[key]) is not int:
+                raise ValueError(f"{path}: ref {ref['ref_id']!r}: '{key}' is {ref[key]!r}, not an integer id")
+        if not isinstance(ref["split"], str):
+            raise ValueError(f"{path}: ref {ref['ref_id']}: 'split' is {ref['split']!r}, not a name")
+        sents = ref["sentences"]
+        if not isinstance(sents, list) or not all(
+                isinstance(x, dict) and type(x.get("sent_id")) is int and isinstance(x.get("sent"), str) for x in sents):
+            raise ValueError(f"{path}: ref {ref['ref_id']}: 'sentences' must be a list of {{'sent_id': int, "
+                             "'sent': str, ...}}")
     return refs
 
 
 def load_instances(path: PathLike) -> dict[str, Any]:
     """Read a COCO-style ``instances.json`` (needs ``images`` and ``annotations``)."""
+    from refbench.files import load_json
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{path}: instances file not found")
-    with path.open("rb") as fh:
-        try:
-            data = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: invalid JSON ({exc})") from exc
+    data = load_json(path, ValueError, "instances file")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a COCO instances file is an object with 'images' and 'annotations'")
     for key in ("images", "annotations"):
-        if key not in data:
+        if not isinstance(data.get(key), list):
             raise ValueError(f"{path}: COCO instances file has no '{key}' list")
+    for i, im in enumerate(data["images"]):
+        ok = (isinstance(im, dict) and type(im.get("id")) is int and isinstance(im.get("file_name"), str)
+              and all(type(im.get(k)) is int and 0 < im[k] <= _MAX_SIDE for k in ("height", "width")))
+        if not ok:
+            raise ValueError(f"{path}: images[{i}] is not {{'id': int, 'file_name': str, 'height': int in [1, "
+                             f"{_MAX_SIDE}], 'width': int in [1, {_MAX_SIDE}]}}")
+    for i, ann in enumerate(data["annotations"]):
+        if not (isinstance(ann, dict) and type(ann.get("id")) is int):
+            raise ValueError(f"{path}: annotations[{i}] has no integer 'id'")
+    for key, what in (("images", "image"), ("annotations", "annotation")):
+        ids = [x["id"] for x in data[key]]
+        if len(set(ids)) != len(ids):
+            seen: set[int] = set()
+            dup = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+            raise ValueError(f"{path}: {what} id {dup} appears twice in '{key}'")
     return data
 
 
@@ -149,22 +183,28 @@ def _rle_list(segmentation: Any, height: int, width: int, where: str) -> list[di
     """COCO RLE dicts for a segmentation given as polygons, a list of RLEs or one RLE."""
     from pycocotools import mask as mask_utils
 
+    from refbench.rle import check_rle
+
     if isinstance(segmentation, dict):
         segmentation = [segmentation]
     if not isinstance(segmentation, list):
         raise ValueError(f"{where}: segmentation must be a list or an RLE dict, got {type(segmentation).__name__}")
-    if isinstance(segmentation[0], list):
+    if all(isinstance(part, list) for part in segmentation):
         # Polygons (a part of exactly 4 numbers is read as a box by frPyObjects: same as the official code).
+        for k, part in enumerate(segmentation):
+            if len(part) < 4 or len(part) % 2 or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    and abs(v) <= _MAX_COORD for v in part):
+                raise ValueError(f"{where}: polygon {k} is not an even list of at least 4 coordinates within "
+                                 f"+-{_MAX_COORD}")
         return mask_utils.frPyObjects(segmentation, height, width)
     rles = []
-    for rle in segmentation:
-        if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
-            raise ValueError(f"{where}: segmentation part is neither a polygon nor an RLE dict")
-        if isinstance(rle["counts"], list):  # uncompressed RLE
-            rle = mask_utils.frPyObjects(rle, *rle["size"])
-        elif isinstance(rle["counts"], str):
-            rle = {"size": rle["size"], "counts": rle["counts"].encode()}
-        rles.append(rle)
+    for k, rle in enumerate(segmentation):
+        if not isinstance(rle, dict):
+            raise ValueError(f"{where}: segmentation part {k} is neither a polygon nor an RLE dict")
+        # checked (well-formed counts adding up to H x W, the image's size) before pycocotools sees it
+        (h, w), runs = check_rle(rle, f"{where} part {k}", (height, width), ValueError)
+        rles.append(mask_utils.frPyObjects({"size": [h, w], "counts": runs.tolist()}, h, w))
     return rles
 
 
@@ -257,10 +297,12 @@ class ReferData:
         name: str = "refcoco",
         split_by: str = "unc",
         source: str = "<memory>",
+        instances_source: str | None = None,
     ) -> None:
         self.name = name
         self.split_by = split_by
         self.source = source
+        self.instances_source = instances_source or source
         self.refs = list(refs)
         self.anns: dict[int, Mapping[str, Any]] = {a["id"]: a for a in instances["annotations"]}
         self.imgs: dict[int, Mapping[str, Any]] = {im["id"]: im for im in instances["images"]}
@@ -285,7 +327,8 @@ class ReferData:
         refs_path = folder / f"refs({split_by}).p"
         refs = load_refs(refs_path)
         instances = load_instances(folder / "instances.json")
-        return cls(refs, instances, name=dataset, split_by=split_by, source=str(refs_path))
+        return cls(refs, instances, name=dataset, split_by=split_by, source=str(refs_path),
+                   instances_source=str(folder / "instances.json"))
 
     def split_refs(self, split: str) -> list[Mapping[str, Any]]:
         """Refs of ``split`` in file order (official ``getRefIds`` rules); an empty split is an error."""
@@ -333,7 +376,7 @@ class ReferData:
         if ann_id not in self.anns:
             raise KeyError(f"{self.source}: unknown annotation id {ann_id}")
         seg = self.anns[ann_id].get("segmentation", [])
-        return segmentation_to_mask(seg, height, width, where=f"{self.source}: annotation {ann_id}")
+        return segmentation_to_mask(seg, height, width, where=f"{self.instances_source}: annotation {ann_id}")
 
     def gt_mask(self, sentence: RefSentence, gt_style: GTStyle = "lisa") -> np.ndarray:
         """Ground truth of one sentence: ``(H, W) uint8``, in the named style (see the module docstring)."""
@@ -369,18 +412,31 @@ class ReasonSegSample:
 
 def _read_labelme_json(path: Path) -> dict[str, Any]:
     """JSON text as UTF-8, else cp1252 (LISA ``get_mask_from_json`` falls back the same way)."""
-    raw = path.read_bytes()
+    from refbench.files import parse_json, read_regular
+
+    raw = read_regular(path, ValueError, "ReasonSeg JSON")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        text = raw.decode("cp1252")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON ({exc})") from exc
+        try:
+            text = raw.decode("cp1252")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: ReasonSeg JSON is neither UTF-8 nor cp1252 text ({exc.reason})") from None
+    data = parse_json(text, str(path), ValueError, "ReasonSeg JSON")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a ReasonSeg JSON is an object with 'shapes', 'text' and 'is_sentence'")
     for key in ("shapes", "text", "is_sentence"):
         if key not in data:
             raise ValueError(f"{path}: ReasonSeg JSON has no '{key}' field")
+    if not isinstance(data["shapes"], list) or not all(isinstance(x, dict) for x in data["shapes"]):
+        raise ValueError(f"{path}: 'shapes' must be a list of {{'label', 'points'}} objects")
+    texts = data["text"]
+    if not (isinstance(texts, str) or (isinstance(texts, list) and all(isinstance(t, str) for t in texts))):
+        raise ValueError(f"{path}: 'text' must be a string or a list of strings")
+    for key in ("imageHeight", "imageWidth"):
+        v = data.get(key)
+        if v is not None and not (type(v) is int and 0 < v <= 1 << 16):
+            raise ValueError(f"{path}: '{key}' is {v!r}, not a positive image size")
     return data
 
 
@@ -441,12 +497,15 @@ def _draw_polygon(canvas: np.ndarray, points: Any, value: int, where: str) -> No
 
     try:
         pts = np.array([points], dtype=np.int32)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"{where}: polygon points are not an (N, 2) list of numbers") from exc
-    if pts.ndim != 3 or pts.shape[-1] != 2:
+    if pts.ndim != 3 or pts.shape[-1] != 2 or pts.shape[1] == 0:
         raise ValueError(f"{where}: polygon points are not an (N, 2) list of numbers")
-    cv2.polylines(canvas, pts, True, value, 1)
-    cv2.fillPoly(canvas, pts, value)
+    try:
+        cv2.polylines(canvas, pts, True, value, 1)
+        cv2.fillPoly(canvas, pts, value)
+    except cv2.error as exc:
+        raise ValueError(f"{where}: polygon cannot be drawn ({str(exc).strip().splitlines()[-1]})") from exc
 
 
 def reason_seg_mask(

@@ -58,30 +58,34 @@ def valid_video_ids() -> tuple[str, ...]:
     return ids
 
 
-def read_palette_png(path: Path) -> np.ndarray:
-    """Palette indices of an indexed PNG as ``(H, W)`` uint8 (``np.array(Image.open(p))``, as davis2017 does)."""
+def read_palette_png(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Palette indices of an indexed PNG as ``(H, W)`` uint8 (``np.array(Image.open(p))``, as davis2017 does);
+    ``size``: the ``(H, W)`` it must have (checked before decoding)."""
+    import io
+
     from PIL import Image
 
-    from refbench.preds.png import PngFormatError, decode_fast, png_header
+    from refbench.files import read_regular
+    from refbench.png import png_header, walk_png
+    from refbench.png_decode import decode_fast
 
-    if not path.is_file():
-        raise DatasetError(f"{path}: annotation PNG not found")
-    try:
-        data = path.read_bytes()
-        hdr = png_header(data)
-    except (OSError, PngFormatError):
-        hdr = None  # PIL says what is wrong below
+    data = read_regular(path, DatasetError, "annotation PNG")
+    # corrupt chunks, or a declared size to refuse, before inflating
+    chunks = walk_png(data, str(path), size, DatasetError)[2]
+    hdr = png_header(data, str(path), DatasetError)
     # PIL opens colour type 3 as 'P' and 2/4/8-bit grey as 'L': then the fast reader gives the same indices
-    if hdr is not None and (hdr.color_type == 3 or (hdr.color_type == 0 and hdr.bit_depth in (2, 4, 8))):
-        arr = decode_fast(data, "index")
+    if hdr.color_type == 3 or (hdr.color_type == 0 and hdr.bit_depth in (2, 4, 8)):
+        arr = decode_fast(data, "index", chunks)
         if arr is not None:
             return arr
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             if im.mode not in ("P", "L"):
                 raise DatasetError(f"{path}: expected an indexed ('P') or grey ('L') PNG, found mode {im.mode!r}")
             arr = np.array(im)
-    except OSError as exc:
+    except DatasetError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DatasetError(f"{path}: cannot read annotation PNG ({exc})") from exc
     return arr.astype(np.uint8, copy=False)
 

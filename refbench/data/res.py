@@ -3,7 +3,7 @@
 Thin wrappers over :mod:`refbench.data.refer` (which holds the official reading rules and GT builders) that
 return :class:`~refbench.data.base.ImageExpression` samples, validate split names, and check the files.
 
-* RefCOCO-style (PROTOCOLS.md section 9; LISA ``utils/refer.py`` / ``ValDataset``, Sa2VA ``RESDataset``):
+* RefCOCO-style (``docs/protocols.md#lisa``; LISA ``utils/refer.py`` / ``ValDataset``, Sa2VA ``RESDataset``):
   ``<root>/<dataset>/refs(<split_by>).p`` + ``<root>/<dataset>/instances.json``; images, optional, at
   ``<root>/images/mscoco/images/train2014/<file_name>`` (LISA's layout; ``<root>/images/train2014`` when only that
   exists). refcoco and refcoco+ are scored on the ``unc`` partition (val, testA,
@@ -40,7 +40,7 @@ from refbench.data.refer import (
 
 PathLike = Union[str, Path]
 
-#: Evaluation splits of each (dataset, split_by) pair (PROTOCOLS.md section 9; LISA ``train_ds.py`` val_dataset
+#: Evaluation splits of each (dataset, split_by) pair (``docs/protocols.md#lisa``; LISA ``train_ds.py`` val_dataset
 #: names and Sa2VA ``RES.py``): testA/testB select refs whose split contains "A"/"B"; refcocog umd "test"
 #: selects every split containing "test".
 EVAL_SPLITS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -68,6 +68,26 @@ def _count_problems(source: Path, got: Mapping[str, int], expected: Mapping[str,
 # ----------------------------------------------------------------------------------------------
 # RefCOCO / RefCOCO+ / RefCOCOg
 # ----------------------------------------------------------------------------------------------
+
+
+def _segmentation_problem(seg: Any, img: Mapping[str, Any], where: str) -> str | None:
+    """Why a COCO segmentation cannot be the GT of an image of ``img``'s size (RLEs checked run by run, without
+    decoding; polygons must be lists of numbers); None when it can."""
+    from refbench.rle import check_rle
+
+    parts = [seg] if isinstance(seg, dict) else seg
+    if not isinstance(parts, list):
+        return f"{where}: segmentation is {type(seg).__name__}, not polygons or an RLE"
+    for k, part in enumerate(parts):
+        if isinstance(part, dict):
+            try:
+                check_rle(part, f"{where} part {k}", (img["height"], img["width"]), DatasetError)
+            except DatasetError as exc:
+                return str(exc)
+        elif not (isinstance(part, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                 for v in part)):
+            return f"{where}: segmentation part {k} is neither a polygon (list of numbers) nor an RLE"
+    return None
 
 
 class RefCOCOLoader:
@@ -223,8 +243,14 @@ class RefCOCOLoader:
                     f"{self.instances_path}: annotation {ref['ann_id']} is on image {ann.get('image_id')}, "
                     f"its ref {ref['ref_id']} on image {ref['image_id']}"
                 )
-            if not ann.get("segmentation"):
+            seg = ann.get("segmentation")
+            if not seg:
                 empty_gt.append(int(ref["ann_id"]))
+            else:
+                why = _segmentation_problem(seg, data.imgs[ref["image_id"]],
+                                            f"{self.instances_path}: annotation {ref['ann_id']}")
+                if why:
+                    problems.append(why)
             images.add(ref["image_id"])
         for image_id in sorted(images):
             img = data.imgs[image_id]

@@ -1,11 +1,11 @@
 """Ground truth as bit-packed words: the one place where per-frame COCO RLE lists become scorer words.
 
 The scorers work on masks packed along W into 64-bit words (:mod:`refbench.metrics._bits`: pixel x of a row
-is bit x % 64 of word x // 64). :func:`rle_list_words` turns one object's per-frame RLE list into such words.
-Today it decodes each frame with pycocotools (:func:`refbench.data.mevis.decode_rle`, dense uint8) and packs
-it with ``numpy.packbits``; a decoder that writes COCO runs (column-major) straight into words replaces this
-function and nothing else: the loaders' ``gt_words`` (the union of an expression's objects as an OR of words,
-each object decoded once per video) and the scorers take its output as it is.
+is bit x % 64 of word x // 64). :func:`rle_list_words` turns one object's per-frame RLE list into such words:
+every RLE is checked (:func:`refbench.rle.check_rle`: well-formed counts adding up to H x W, the frame's
+size) and its column-major runs are written straight into words (:func:`refbench.rle.runs_to_words`), with
+no dense mask and no transposed copy. The loaders' ``gt_words`` (the union of an expression's objects as an
+OR of words, each object decoded once per video) and the scorers take its output as it is.
 """
 
 from __future__ import annotations
@@ -14,28 +14,24 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from refbench.errors import RefbenchInputError
 
-def rle_list_words(
-    rles: Sequence[Any], size: tuple[int, int], problem: Callable[[int, tuple[int, ...]], Exception] | None = None
-) -> np.ndarray:
-    """(T, H, ceil(W / 64)) uint64 words of a per-frame list of COCO RLEs (a falsy entry is an empty frame).
 
-    size: (H, W) every RLE must have; ``problem(t, shape)`` builds the exception raised for a frame of another
-    size (default ValueError)."""
-    from refbench.data.mevis import decode_rle
-    from refbench.metrics._bits import n_words, pack_numpy
+def rle_list_words(rles: Sequence[Any], size: tuple[int, int], where: Callable[[int], str] = lambda t: f"frame {t}",
+                   error: type[Exception] = RefbenchInputError) -> np.ndarray:
+    """(T, H, ceil(W / 64)) uint64 words of a per-frame list of COCO RLEs (``None`` is an empty frame).
+
+    size: (H, W) every RLE must have; ``where(t)`` names frame t in the ``error`` raised for a malformed RLE
+    or one of another size."""
+    from refbench.metrics._bits import n_words
+    from refbench.rle import decode_rle_words
 
     h, w = size
     out = np.zeros((len(rles), h, n_words(w)), dtype=np.uint64)
     for t, rle in enumerate(rles):
-        if not rle:
+        if rle is None:
             continue
-        m = decode_rle(rle)
-        if m.shape != (h, w):
-            if problem is not None:
-                raise problem(t, m.shape)
-            raise ValueError(f"frame {t}: RLE size {m.shape}, expected {(h, w)}")
-        pack_numpy(m, out=out[t])
+        decode_rle_words(rle, where(t), size, error, out=out[t])
     return out
 
 

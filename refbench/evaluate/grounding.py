@@ -22,9 +22,12 @@ Which queries are scored:
 * ``sample=N``: then keep only the first N queries (in the order above) of that subset, for a quick partial run;
   ``counts["not_sampled"]`` says how many were left out.
 
-Metrics are in percent as the official scripts print them: ``R@0.3``, ``R@0.5``, ``R@0.7`` and ``mIoU`` (no mIoU
-under "timechat" and "moment_detr", whose scripts compute none; "moment_detr" reports its ten R@m, "2d-tan" adds
-``R5@m``).
+Metrics are in percent as the official scripts print them, so they are the official values unchanged: ``R@0.3``,
+``R@0.5``, ``R@0.7`` and ``mIoU`` (no mIoU under "timechat" and "moment_detr", whose scripts compute none;
+"moment_detr" reports its ten R@m, "2d-tan" adds ``R5@m``). ``details["official"]`` holds them under each
+script's own names (:data:`OFFICIAL_NAMES`): lmms-eval ``IOU@3`` ... ``mIOU``, TimeChat ``IOU 0.3``, VTimeLLM
+``R1@0.3``, moment_detr ``full/MR-R1/0.5``, 2D-TAN ``R1@0.3`` / ``R5@0.3``. The per-sample ``iou`` column is
+percent too (the IoU x 100).
 """
 
 from __future__ import annotations
@@ -33,9 +36,9 @@ from pathlib import Path
 from typing import Any, Union
 
 from refbench.data.base import GroundingQuery, PredictionError
-from refbench.evaluate.result import MISSING_MODES, EvalResult
+from refbench.evaluate.result import MISSING_MODES, EvalResult, official_block, to_percent
 from refbench.metrics.tsg import PROTOCOLS, per_query_iou, score_grounding
-from refbench.preds.spans import SpanPrediction, read_span_predictions
+from refbench.preds.spans import SpanPrediction, bad_span_queries, read_span_predictions
 
 PathLike = Union[str, Path]
 
@@ -60,6 +63,40 @@ REFERENCES: dict[str, dict[str, str]] = {
 }
 
 _SHOW = 5
+
+
+def _lmms_name(metric: str) -> str:
+    # lmms-eval _temporal_grounding_compute_metrics: "IOU@3" for 0.3 (tenths), "mIOU"
+    return "mIOU" if metric == "mIoU" else f"IOU@{round(float(metric[2:]) * 10)}"
+
+
+#: refbench metric name -> the official script's name for it (a "/"-path into its result where it is nested).
+OFFICIAL_NAMES: dict[str, Any] = {
+    "lmms-eval": _lmms_name,
+    "default": _lmms_name,  # the shared convention; lmms-eval is its reference code
+    "timechat": lambda m: f"IOU {m[2:]}",  # eval_tvg.py prints "IOU 0.3: 9.0"
+    "vtimellm": lambda m: "mIoU" if m == "mIoU" else f"R1@{m[2:]}",  # metric.py grounding_metrics
+    "moment_detr": lambda m: f"full/MR-R1/{m[2:]}",  # eval_moment_retrieval()["full"]["MR-R1"]["0.5"]
+    "2d-tan": lambda m: m if m == "mIoU" else ("R1" + m[1:] if m.startswith("R@") else m),  # display_results
+}
+
+
+def _official(protocol: str, metrics: dict[str, float]) -> dict[str, Any]:
+    """The official printout of ``metrics`` (already percent, as every grounding script prints them)."""
+    name_of = OFFICIAL_NAMES[protocol]
+    values: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    for metric, value in metrics.items():
+        path = name_of(metric)
+        node = values
+        parts = path.split("/")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+        names[metric] = path
+    note = ("2D-TAN's display_results prints these with 2 decimals; the unrounded values are kept"
+            if protocol == "2d-tan" else None)
+    return official_block(values, "percent", names, note=note)
 
 
 def _resolve_card(card: Any) -> Any:
@@ -87,6 +124,7 @@ def evaluate_grounding(
     *,
     subset: str = "all",
     format: str = "auto",
+    bad_spans: str = "error",
 ) -> EvalResult:
     """Score a span prediction file against a grounding dataset.
 
@@ -104,9 +142,11 @@ def evaluate_grounding(
         device: torch device for the per-query IoUs.
         subset: ``"all"`` or ``"predicted"`` (only the predicted queries; TimeChat's 500-query sample).
         format: prediction file format (``"auto"``, ``"spans"``, ``"text"``, ``"timechat"``).
+        bad_spans: a span with start > end or start < 0 is an error naming the query (``"error"``, default) or
+            scored as the official scripts score it (``"official"``); recorded in ``details``.
 
     Returns:
-        :class:`EvalResult` with metrics in percent, one row per scored query and counts
+        :class:`EvalResult` with metrics in percent, one row per scored query (``iou`` in percent) and counts
         ``scored``, ``unparsed`` (scored queries without a span, missing ones included), ``missing``,
         ``not_in_subset``, ``not_sampled`` (and ``excluded`` for "2d-tan": queries its loader drops).
 
@@ -131,7 +171,8 @@ def evaluate_grounding(
     pred_path = Path(pred_path)
 
     all_samples: list[GroundingQuery] = loader.samples()
-    preds = read_span_predictions(pred_path, all_samples, parse_style=parse_style, format=format)
+    preds = read_span_predictions(pred_path, all_samples, parse_style=parse_style, format=format,
+                                  bad_spans=bad_spans, dataset=loader_path(loader))
 
     if subset == "all":
         chosen = all_samples
@@ -144,13 +185,13 @@ def evaluate_grounding(
         not_sampled = len(chosen) - int(sample)
         chosen = chosen[: int(sample)]
     if not chosen:
-        raise PredictionError(f"{pred_path}: no query to score (subset={subset!r}, sample={sample!r})")
+        raise PredictionError(f"{pred_path}: no query to score (--subset {subset}, sample {sample})")
 
     absent = [s.qid for s in chosen if s.qid not in preds]
     if absent and missing == "error":
         raise PredictionError(
             f"{pred_path}: {len(absent)} of {len(chosen)} queries have no prediction: {_first(absent)} "
-            "(missing='empty' scores them as failed spans; subset='predicted' scores only the predicted queries)"
+            "(--missing empty scores them as failed spans; --subset predicted scores only the predicted queries)"
         )
     no_span = [s.qid for s in chosen if s.span is None]
     if no_span:
@@ -202,7 +243,7 @@ def evaluate_grounding(
                 "pred_end": None if top is None else top[1],
                 "parsed": bool(p is not None and p.parsed),
                 "missing": p is None,
-                "iou": float(iou),
+                "iou": to_percent(float(iou), "fraction"),
             }
         )
     counts = {
@@ -219,15 +260,17 @@ def evaluate_grounding(
         metrics=metrics,
         per_sample=per_sample,
         counts=counts,
-        scale="percent",
         reference=dict(REFERENCES.get(protocol, REFERENCES["lmms-eval"])),
         details={
+            "official": _official(protocol, metrics),
             "dataset": getattr(card, "name", None),
             "predictions": str(pred_path),
             "subset": subset,
             "sample": sample,
             "parse_style": parse_style,
             "missing_mode": missing,
+            "bad_spans": bad_spans,  # what a span with start > end or start < 0 meant (--bad-spans)
+            "bad_span_queries": len(set(bad_span_queries(preds)) & {s.qid for s in chosen}),
         },
     )
 
@@ -237,4 +280,4 @@ def loader_path(loader: Any) -> str:
     return str(getattr(loader, "path", getattr(loader, "root", loader)))
 
 
-__all__ = ["REFERENCES", "SUBSETS", "evaluate_grounding"]
+__all__ = ["OFFICIAL_NAMES", "REFERENCES", "SUBSETS", "evaluate_grounding"]

@@ -27,8 +27,10 @@ Ids in the file that are not samples of the split raise :class:`PredictionError`
 (a RefCOCO file covering val, testA and testB scored split by split); they are then counted in
 ``counts["ignored_unknown"]``, never silently dropped.
 
-Metrics ``cIoU`` and ``gIoU`` are the official float32 values as Python floats, as fractions (0-1) the way both
-scripts print them (``EvalResult.scale == "fraction"``).
+Metrics ``cIoU`` and ``gIoU`` are in percent: the official float32 value, widened to a Python float, x 100 in
+float64 (:func:`refbench.evaluate.result.to_percent`). Both scripts print fractions; ``details["official"]``
+keeps them as printed and named: LISA ``giou`` / ``ciou``, Sa2VA ``CIoU`` / ``GIoU``. The per-sample ``IoU``
+column is percent too.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import torch
 
 from refbench.data.base import ImageExpression, PredictionError
 from refbench.data.res import ReasonSegLoader, RefCOCOLoader
-from refbench.evaluate.result import MISSING_MODES, EvalResult
+from refbench.evaluate.result import MISSING_MODES, EvalResult, official_block, to_percent
 from refbench.metrics.res import PROTOCOLS, RESMeter, intersection_union
 from refbench.preds.res import RESPredictions
 
@@ -65,6 +67,14 @@ REFERENCES: dict[str, dict[str, str]] = {
         "commit": "d01bf3fa8ee239325a007e7b64ee2fd22578b045",
     },
     "exact": {},
+}
+
+#: The official names of cIoU and gIoU per protocol (LISA ``validate`` returns giou, ciou; Sa2VA's evaluate
+#: returns {'CIoU': ..., 'GIoU': ...}); "exact" has no official script.
+OFFICIAL_NAMES: dict[str, dict[str, str]] = {
+    "lisa": {"cIoU": "ciou", "gIoU": "giou"},
+    "sa2va": {"cIoU": "CIoU", "gIoU": "GIoU"},
+    "exact": {"cIoU": "cIoU", "gIoU": "gIoU"},
 }
 
 _SHOW = 5
@@ -111,10 +121,10 @@ def evaluate_res(
         unknown: "error" (default) or "ignore" for ids in the file that are not samples of the split.
 
     Returns:
-        :class:`EvalResult` (scale "fraction") with ``cIoU``/``gIoU``, one row per sample (``sample_id``,
-        ``image_id``, ``file_name``, ``prediction`` = "mask" / "null" / "missing", ``I``, ``U``, ``IoU``; a row
-        skipped by the Sa2VA rule has ``skipped=True`` and I = U = 0) and counts ``scored`` (samples in the gIoU
-        denominator), ``missing``, ``null_as_empty``, ``null_skipped``, ``ignored_unknown``.
+        :class:`EvalResult` (percent) with ``cIoU``/``gIoU``, one row per sample (``sample_id``,
+        ``image_id``, ``file_name``, ``prediction`` = "mask" / "null" / "missing", ``I``, ``U``, ``IoU``
+        (percent); a row skipped by the Sa2VA rule has ``skipped=True`` and I = U = 0) and counts ``scored``
+        (samples in the gIoU denominator), ``missing``, ``null_as_empty``, ``null_skipped``, ``ignored_unknown``.
 
     Raises:
         PredictionError: unreadable predictions, a mask size different from the GT's, absent samples under
@@ -144,13 +154,13 @@ def evaluate_res(
     if extra and unknown == "error":
         raise PredictionError(
             f"{pred_path}: {len(extra)} prediction id(s) are not samples of this split: {_first(extra)} "
-            "(unknown='ignore' scores a file that covers several splits)"
+            "(--unknown ignore scores a file that covers several splits)"
         )
     absent = [s.sample_id for s in samples if s.sample_id not in preds]
     if absent and missing == "error":
         raise PredictionError(
             f"{pred_path}: {len(absent)} of {len(samples)} samples have no prediction: {_first(absent)} "
-            "(missing='empty' scores them as empty masks)"
+            "(--missing empty scores them as empty masks)"
         )
 
     skip_nulls = protocol == "sa2va"
@@ -186,7 +196,8 @@ def evaluate_res(
         i, u = int(inter), int(union)
         meter.add_counts(s.sample_id, i, u, group=group)
         rows.append(
-            {**row, "prediction": status, "skipped": False, "I": i, "U": u, "IoU": 1.0 if u == 0 else i / u}
+            {**row, "prediction": status, "skipped": False, "I": i, "U": u,
+             "IoU": to_percent(1.0 if u == 0 else i / u, "fraction")}
         )
     scores = meter.compute([s.sample_id for s in samples])
     counts = {
@@ -196,14 +207,18 @@ def evaluate_res(
         "null_skipped": null_skipped,
         "ignored_unknown": len(extra),
     }
+    printed = {"cIoU": float(scores.ciou), "gIoU": float(scores.giou)}  # fractions, as both scripts print them
+    names = OFFICIAL_NAMES[protocol]
+    official = official_block({names[k]: v for k, v in printed.items()}, "fraction", names,
+                              note="no official script: refbench's exact variant" if protocol == "exact" else None)
     return EvalResult(
         protocol=protocol,
-        metrics={"cIoU": float(scores.ciou), "gIoU": float(scores.giou)},
+        metrics={k: to_percent(v, "fraction") for k, v in printed.items()},
         per_sample=rows,
         counts=counts,
-        scale="fraction",
         reference=dict(REFERENCES.get(protocol, {})),
         details={
+            "official": official,
             "dataset": getattr(card, "name", None),
             "predictions": str(pred_path),
             "gt_style": GT_STYLE[protocol] if isinstance(loader, RefCOCOLoader) else "reason_seg",
@@ -214,4 +229,4 @@ def evaluate_res(
     )
 
 
-__all__ = ["GT_STYLE", "REFERENCES", "UNKNOWN_MODES", "evaluate_res"]
+__all__ = ["GT_STYLE", "OFFICIAL_NAMES", "REFERENCES", "UNKNOWN_MODES", "evaluate_res"]

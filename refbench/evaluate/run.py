@@ -56,13 +56,16 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
     loader: Any = None,
     annotation_sha256: str | None = None,
+    per_frame: bool = False,
     **options: Any,
 ) -> tuple[EvalResult, dict[str, Any]]:
     """Score predictions at ``pred`` on dataset card ``dataset``. Returns (result, summary JSON dict).
 
     ``loader``: an already opened loader of the card (e.g. one restricted to a subset of samples by
     ``refbench run --limit``); default: the card's loader on ``root``. ``annotation_sha256``: the
-    :func:`annotation_hash` of the card's files under ``root`` when the caller has it already (a run does)."""
+    :func:`annotation_hash` of the card's files under ``root`` when the caller has it already (a run does).
+    ``per_frame``: video tasks also return every sample's per-frame J and F (``result.per_frame``,
+    :mod:`refbench.evaluate.per_frame`); other tasks refuse it."""
     if missing not in MISSING_MODES:
         raise ValueError(f"missing must be one of {', '.join(MISSING_MODES)}, got {missing!r}")
     card = dataset_card(dataset)
@@ -73,6 +76,9 @@ def evaluate(
     pred_path = Path(pred)
     if not pred_path.exists():
         raise FileNotFoundError(f"{pred_path}: predictions not found")
+    if per_frame and card.task not in ("refvos", "vos"):
+        raise ValueError(f"--per-frame applies to video datasets (refvos, vos); {card.name} is a {card.task} "
+                         "dataset without frames")
     data_root = card.resolve_root(root)
     if loader is None:
         loader = card.open(data_root)
@@ -80,7 +86,7 @@ def evaluate(
         from refbench.evaluate.video import evaluate_video
 
         result = evaluate_video(card, loader, pred_path, protocol=protocol, missing=missing, device=device,
-                                progress=progress, **options)
+                                progress=progress, per_frame=per_frame, **options)
     elif card.task == "tsg":
         from refbench.evaluate.grounding import evaluate_grounding
 
@@ -97,11 +103,14 @@ def evaluate(
     else:  # pragma: no cover - cards are validated
         raise ValueError(f"{card.name}: unknown task {card.task!r}")
     files = annotation_files(card, data_root)
+    partial = partial_reasons(card, loader, result, missing, data_root)
     summary = {
         "dataset": card.name,
         "protocol": result.protocol,
         "metrics": result.metrics,
-        "scale": result.scale,
+        "scale": result.scale,  # always "percent"; the official printout's own scale is details.official.scale
+        "partial": bool(partial),
+        "partial_reasons": partial,
         "counts": result.counts,
         "reference": result.reference or card.reference,
         "details": result.details,
@@ -121,32 +130,85 @@ def evaluate(
     return result, summary
 
 
-def write_csv(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
-    """The per-sample CSV: one row per expression / object / query / sentence."""
+def partial_reasons(card: DatasetCard, loader: Any, result: EvalResult, missing: str,
+                    data_root: Path | None = None) -> list[str]:
+    """Why a score does not stand for the card's whole official split ([] when it does).
+
+    The samples at this root differ from the card's official counts (a part of the split, e.g. the golden
+    subsets or ``refbench run --limit``); predictions missing for some samples and scored by ``--missing empty``
+    or ``official``; grounding queries left out by ``--subset predicted`` or a sample limit."""
+    from refbench.data.check import found_counts
+
+    reasons: list[str] = []
+    try:
+        found = found_counts(card, list(loader.samples()))
+    except Exception:  # noqa: BLE001 - a loader without the usual samples: nothing to compare
+        found = {}
+    where = f" at {data_root}" if data_root is not None else ""
+    keys = [k for k in (card.counts or {}) if k in found]
+    if any(found[k] != card.counts[k] for k in keys):
+        have = ", ".join(f"{found[k]:,} {k}" for k in keys)
+        want = ", ".join(f"{card.counts[k]:,} {k}" for k in keys)
+        reasons.append(f"{card.name}{where} has {have}; the official split has {want}")
+    counts = result.counts
+    total = int(counts.get("samples", len(result.per_sample)))
+    if counts.get("missing"):
+        reasons.append(f"{counts['missing']:,} of {total:,} samples have no prediction and were scored by "
+                       f"--missing {missing}")
+    if counts.get("not_in_subset"):
+        reasons.append(f"{counts['not_in_subset']:,} queries without a prediction were left out (--subset predicted)")
+    if counts.get("not_sampled"):
+        reasons.append(f"{counts['not_sampled']:,} queries were left out by the sample limit")
+    return reasons
+
+
+def write_csv(rows: list[dict[str, Any]], path: str | os.PathLike, flag: str | None = None) -> None:
+    """The per-sample CSV: one row per expression / object / query / sentence. Written atomically
+    (:func:`refbench.files.atomic_output`); ``flag`` names the option that chose ``path``, for errors."""
+    from refbench.files import atomic_output
+
     keys: list[str] = []
     for row in rows:
         keys.extend(k for k in row if k not in keys)
-    with open(path, "w", newline="") as fh:
+    with atomic_output(path, "w", flag, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)
 
 
-def write_json(summary: dict[str, Any], path: str | os.PathLike) -> None:
-    with open(path, "w") as fh:
+def write_json(summary: dict[str, Any], path: str | os.PathLike, flag: str | None = None) -> None:
+    """The summary JSON, written atomically (:func:`refbench.files.atomic_output`)."""
+    from refbench.files import atomic_output
+
+    with atomic_output(path, "w", flag) as fh:
         json.dump(summary, fh, indent=2, default=str)
         fh.write("\n")
 
 
-def format_table(result: EvalResult, dataset: str) -> str:
-    """A compact table of the headline metrics: one row, or one line per metric when there are many."""
+def format_table(result: EvalResult, dataset: str, partial: list[str] | None = None) -> str:
+    """A compact table of the headline metrics (percent, 2 decimals): one row, or one line per metric when there
+    are many. ``partial``: the :func:`partial_reasons` of the evaluation, which label the table."""
     names = list(result.metrics)
     counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
-    footer = f"({result.scale}; {counts})"
+    footer = f"(percent; {counts})"
+    if partial:
+        footer += "\nPARTIAL: not the official split's score: " + "; ".join(partial)
+    protocol = _protocol_label(result.protocol)
     if len(names) <= 6:
-        head = f"{'dataset':<20} {'protocol':<12} " + " ".join(f"{n:>12}" for n in names)
-        vals = " ".join(f"{result.metrics[n]:>12.4f}" for n in names)
-        return "\n".join([head, f"{dataset:<20} {result.protocol:<12} {vals}", footer])
+        pw = max(12, len(protocol))
+        head = f"{'dataset':<20} {'protocol':<{pw}} " + " ".join(f"{n:>9}" for n in names)
+        vals = " ".join(f"{result.metrics[n]:>9.2f}" for n in names)
+        return "\n".join([head, f"{dataset:<20} {protocol:<{pw}} {vals}", footer])
     width = max(len(n) for n in names)
-    lines = [f"{dataset} ({result.protocol})"] + [f"  {n:<{width}} {result.metrics[n]:>12.4f}" for n in names]
+    lines = [f"{dataset} ({protocol})"] + [f"  {n:<{width}} {result.metrics[n]:>9.2f}" for n in names]
     return "\n".join(lines + [footer])
+
+
+def _protocol_label(protocol: str) -> str:
+    """``refdavis_a (convention A)`` for a protocol whose card names a convention, else the name."""
+    try:
+        from refbench.protocols import protocol_label
+
+        return protocol_label(protocol)
+    except Exception:  # noqa: BLE001 - an unreadable protocol card costs only the label
+        return protocol

@@ -1,17 +1,19 @@
 """Score stored video mask predictions the way the official evaluators do (tasks ``refvos`` and ``vos``).
 
-Protocols (refbench ``PROTOCOLS.md``; the scorers live in :mod:`refbench.metrics`):
+Protocols (the repository's ``docs/protocols.md``, one section each; the scorers live in :mod:`refbench.metrics`).
+Every result is in percent (:mod:`refbench.evaluate.result`); ``details["official"]`` keeps the official printout:
 
 * ``mevis`` -- henghuiding/MeViS ``tools/eval_mevis.py`` (commit 7c0620b9): per-expression J and F, dataset
-  means over expressions in meta order, printed as fractions (``scale="fraction"``). Also Ref-DAVIS17
-  convention B (VISA ``tools/eval_davis17.py``, alias ``refdavis_b``): the same on
-  :meth:`RefDavisLoader.pooled_samples` (videos sorted, exp ids sorted as strings).
+  means over expressions in meta order; the script prints fractions (``J``, ``F``, ``J&F``), refbench shows
+  them x 100. Also Ref-DAVIS17 convention B (VISA ``tools/eval_davis17.py``, alias ``refdavis_b``): the same on
+  :meth:`RefDavisLoader.pooled_samples` (videos sorted, exp ids sorted as strings); VISA prints
+  ``round(100 * x, 2)``, kept as its printout, while the metrics are the unrounded values x 100.
 * ``revos`` -- cilinyan/VISA ``tools/eval_revos.py`` (commit ec158fde): J, F, A, R per expression, rounded
-  percent, referring / reasoning / overall table (``scale="percent"``). ``values="official"`` (default) keeps
-  the raw PNG values for A and R, ``"binary"`` maps non-zero to 1 first.
+  percent, referring / reasoning / overall table (already percent: the metrics are its values unchanged).
+  ``values="official"`` (default) keeps the raw PNG values for A and R, ``"binary"`` maps non-zero to 1 first.
 * ``davis_semi`` / ``davis_unsup`` -- davisvideochallenge/davis2017-evaluation ``davis2017/evaluation.py``
-  (commit ac7c43f), printed as fractions. ``davis_unsup`` reads ``Annotations_unsupervised`` as the official
-  ``DAVIS(task='unsupervised')`` does.
+  (commit ac7c43f), printed as fractions (global and per-sequence tables). ``davis_unsup`` reads
+  ``Annotations_unsupervised`` as the official ``DAVIS(task='unsupervised')`` does.
 * ``refdavis_a`` -- Ref-DAVIS17 convention A, wjn922/ReferFormer ``inference_davis.py`` / ``eval_davis.py`` /
   ``scripts/dist_test_davis.sh`` (commit 9a2d4f65; OnlineRefer b53dcd6c is identical). Input: the same
   per-expression masks as ``mevis`` (``<video>/<exp_id>/<frame>.png`` folder or zip, 0/255 or 0/1, or RLE
@@ -23,8 +25,9 @@ Protocols (refbench ``PROTOCOLS.md``; the scorers live in :mod:`refbench.metrics
   ``valid/Annotations`` of the converted layout, which is DAVIS-2017 ``Annotations_unsupervised/480p``
   (what ``eval_davis.py`` reads), sequences in meta (= ``ImageSets/2017/val.txt``) order. Metrics: ``J``,
   ``F``, ``J&F`` = plain means of the four sets' ``J-Mean``, ``F-Mean``, ``J&F-Mean`` (ReferFormer issue #30:
-  the reported number averages the four annotators), and ``J&F (anno_k)``, ``J (anno_k)``, ``F (anno_k)``
-  per set; ``details["sets"]`` holds each set's full global table. Rows: one per (set, video, matched
+  the reported number averages the four annotators; refbench's step, not in the printout), and
+  ``J&F (anno_k)``, ``J (anno_k)``, ``F (anno_k)`` per set; ``details["official"]`` holds each set's global
+  and per-sequence tables as ``eval_davis.py`` prints them. Rows: one per (set, video, matched
   object), keyed ``anno_<k>/<official label>``. Counts: ``samples`` / ``scored`` / ``filled`` count
   expressions, ``objects`` the rows.
 
@@ -47,16 +50,22 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 from refbench.data.base import DatasetError, PredictionError, VideoExpression
-from refbench.evaluate.result import MISSING_MODES, EvalResult
+from refbench.evaluate.per_frame import add_series
+from refbench.evaluate.result import (MISSING_MODES, PERCENT, EvalResult, official_block, percent_metrics,
+                                      percent_rows, to_percent)
 from refbench.preds.masks import MaskSource, SampleStatus, missing_error, open_mask_source
 
 PathLike = Union[str, Path]
 Progress = Callable[[int, int], None]
 
 PROTOCOLS = ("mevis", "refdavis_b", "revos", "davis_semi", "davis_unsup", "refdavis_a")
+#: SA-V, SeCVOS, LVOS, MOSE v2, Ref-SAV, ReasonVOS: scored by :mod:`refbench.evaluate.vos` (facts in
+#: :mod:`refbench.evaluate.vos_facts`, docs/protocols.md).
+VOS_PROTOCOLS = ("sav", "secvos", "lvos", "mosev2", "refsav", "reasonvos")
+PROTOCOLS = PROTOCOLS + VOS_PROTOCOLS
 
 REFERENCES: dict[str, dict[str, Any]] = {
     "mevis": {"repo": "henghuiding/MeViS", "file": "tools/eval_mevis.py",
@@ -73,7 +82,21 @@ REFERENCES: dict[str, dict[str, Any]] = {
                    "commit": "9a2d4f65e7da887b5699166be11cb5dbf865957c"},
 }
 
+
+def _register_vos_references() -> None:
+    from refbench.evaluate.vos_facts import VOS_PROTOCOL_FACTS
+
+    for name in VOS_PROTOCOLS:
+        REFERENCES[name] = dict(VOS_PROTOCOL_FACTS[name].reference)
+
+
+_register_vos_references()
+
 _REVOS_CATEGORIES = (("referring", "referring"), ("reason", "reasoning"), ("overall", "overall"))
+
+#: Per-sample score columns of the video protocols (converted to percent with the metrics).
+_ROW_SCORES = ("J", "F", "J&F", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
+_DAVIS_NAMES = {"J": "J-Mean", "F": "F-Mean", "J&F": "J&F-Mean"}
 
 
 def _reference(card: Any, protocol: str) -> dict[str, Any]:
@@ -96,7 +119,7 @@ def _run(items: Sequence[Any], fn: Callable[[Any], Any], progress: Progress | No
 def _missing_gate(source: MaskSource, samples: Sequence[Any], pred_path: PathLike, missing: str) -> dict[str, Any]:
     report = source.missing_report(samples)
     if missing == "error":
-        error = missing_error(source, samples, pred_path, "(pass missing='empty' or 'official' to score them)",
+        error = missing_error(source, samples, pred_path, "(--missing empty or --missing official scores them)",
                               report)
         if error is not None:
             raise error
@@ -109,7 +132,7 @@ def _missing_gate(source: MaskSource, samples: Sequence[Any], pred_path: PathLik
 
 
 @contextlib.contextmanager
-def _expression_source(samples: Sequence[VideoExpression], pred_path: PathLike, missing: str):
+def _expression_source(samples: Sequence[VideoExpression], pred_path: PathLike, missing: str, dataset: Any = None):
     """Open per-expression predictions, refuse ids outside ``samples`` and apply the missing-prediction gate;
     yields ``(source, missing_info)``."""
     keys = {s.key: (s.video, s.exp_id) for s in samples}
@@ -117,8 +140,13 @@ def _expression_source(samples: Sequence[VideoExpression], pred_path: PathLike, 
     for s in samples:
         known.setdefault(s.video, set()).add(s.exp_id)
     with open_mask_source(pred_path, "expression", "grey", keys) as source:
-        source.check_known(known)
+        source.check_known(known, dataset)
         yield source, _missing_gate(source, samples, pred_path, missing)
+
+
+def _dataset_file(loader: Any) -> Any:
+    """The loader's annotation file (or root), named in messages about ids the predictions do not share."""
+    return getattr(loader, "meta_path", None) or getattr(loader, "root", None)
 
 
 def _expression_samples(loader: Any, protocol: str) -> list[VideoExpression]:
@@ -130,7 +158,7 @@ def _expression_samples(loader: Any, protocol: str) -> list[VideoExpression]:
 
 def _evaluate_expressions(
     protocol: str, loader: Any, pred_path: PathLike, missing: str, device: str, values: str,
-    progress: Progress | None, workers: int | None,
+    progress: Progress | None, workers: int | None, per_frame: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, int], dict[str, Any], str]:
     from refbench.metrics._bits import pack_numpy
     from refbench.metrics.mevis import MevisMeter, expression_jf_packed
@@ -144,7 +172,7 @@ def _evaluate_expressions(
     if not samples:
         raise DatasetError(f"{type(loader).__name__}: the dataset lists no expressions")
     gt_words = getattr(loader, "gt_words", None) if callable(getattr(loader, "gt_words", None)) else None
-    with _expression_source(samples, pred_path, missing) as (source, missing_info):
+    with _expression_source(samples, pred_path, missing, _dataset_file(loader)) as (source, missing_info):
 
         def score(s: VideoExpression) -> tuple[str, SampleStatus, Any]:
             st = source.status(s.video, s.exp_id, s.frames)
@@ -186,22 +214,32 @@ def _evaluate_expressions(
             meter.add(s.key, res.J, res.F)
     order = [s.key for s in samples]
     scores = meter.compute(order)
+    if per_frame is not None:  # the arrays expression_jf / expression_jfar averaged (none for an official 0)
+        for s, (_how, _st, res) in zip(samples, results):
+            if res is not None:
+                add_series(per_frame, s.key, s.frames, dict(res.frames) if is_revos else
+                           {"J": res.J_frames, "F": res.F_frames})
     rows: list[dict[str, Any]] = []
     details: dict[str, Any] = {"missing": missing_info}
     if is_revos:
         for s, (how, _st, _res) in zip(samples, results):
             r = scores.per_expression_rounded[s.key]
+            # raw_jfar: the unrounded J, F, A, R (official fractions) x 100, before eval_revos.py rounds them
             rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "J": r["J"], "F": r["F"],
                          "J&F": r["JF"], "A": r["A"], "R": r["R"], "type_id": s.type_id, "status": how,
-                         "raw_jfar": list(scores.per_expression_raw[s.key])})
+                         "raw_jfar": [to_percent(v, "fraction") for v in scores.per_expression_raw[s.key]]})
         metrics: dict[str, float] = {}
+        names: dict[str, str] = {}
         overall = scores.summary["overall"]
         for name, src in (("J", "J"), ("F", "F"), ("J&F", "JF"), ("A", "A"), ("R", "R")):
             metrics[name] = overall[src]
+            names[name] = f"overall/{src}"
         for cat, label in _REVOS_CATEGORIES:
             for name, src in (("J", "J"), ("F", "F"), ("J&F", "JF"), ("A", "A"), ("R", "R")):
                 metrics[f"{name} ({label})"] = scores.summary[cat][src]
-        details["summary"] = {c: dict(v) for c, v in scores.summary.items()}
+                names[f"{name} ({label})"] = f"{cat}/{src}"
+        # eval_revos.py's own JSON table: already percent, so the metrics above are its values unchanged
+        details["official"] = official_block({c: dict(v) for c, v in scores.summary.items()}, "percent", names)
         details["failures"] = [str(k) for k in scores.failures]
         details["values"] = values
         return metrics, rows, counts, details, "percent"
@@ -210,7 +248,15 @@ def _evaluate_expressions(
         rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "J": j, "F": f, "J&F": (j + f) / 2,
                      "status": how})
     details["missing_videos"] = [str(k) for k in scores.missing_videos]
-    return {"J": scores.J, "F": scores.F, "J&F": scores.JF}, rows, counts, details, "fraction"
+    metrics = {"J": scores.J, "F": scores.F, "J&F": scores.JF}
+    if protocol == "refdavis_b":  # VISA eval_davis17.py prints round(100 * x, 2) for each of J, F, J&F
+        printed = {k: round(100 * float(v), 2) for k, v in metrics.items()}
+        details["official"] = official_block(printed, "percent", {k: k for k in metrics}, digits=2,
+                                             note="VISA rounds to 2 decimals when printing; the metrics are the "
+                                                  "unrounded values x 100")
+    else:  # eval_mevis.py prints np.mean of J and F (fractions) and their mean
+        details["official"] = official_block(dict(metrics), "fraction", {k: k for k in metrics})
+    return metrics, rows, counts, details, "fraction"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -234,7 +280,7 @@ def _unsupervised_loader(loader: Any) -> Any:
 
 def _evaluate_davis(
     protocol: str, loader: Any, pred_path: PathLike, missing: str, device: str,
-    progress: Progress | None, workers: int | None,
+    progress: Progress | None, workers: int | None, per_frame: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, int], dict[str, Any], str]:
     from refbench.metrics.davis import DavisResult, evaluate_semi_supervised, evaluate_unsupervised
 
@@ -244,7 +290,7 @@ def _evaluate_davis(
     if not samples:
         raise DatasetError(f"{type(loader).__name__}: the dataset lists no sequences")
     with open_mask_source(pred_path, "sequence", "index") as source:
-        source.check_known({s.video: None for s in samples})
+        source.check_known({s.video: None for s in samples}, _dataset_file(loader))
         missing_info = _missing_gate(source, samples, pred_path, missing)
 
         def score(seq: Any) -> tuple[str, Any]:
@@ -272,7 +318,9 @@ def _evaluate_davis(
     order = [s.video for s in samples]
     table = acc.global_table(order)
     rows: list[dict[str, Any]] = []
+    frames_of = {s.video: s.frames for s in samples}
     for o in acc.objects(order):
+        add_series(per_frame, o.name, [frames_of[o.sequence][i] for i in o.frames], {"J": o.J, "F": o.F})
         row = o.row()
         rows.append({"key": o.name, "video": o.sequence, "object": o.name, "gt_object": o.gt_object,
                      "proposal": o.proposal, "J": row["J-Mean"], "F": row["F-Mean"],
@@ -280,9 +328,17 @@ def _evaluate_davis(
     counts["objects"] = len(rows)
     metrics = {"J": table["J-Mean"], "F": table["F-Mean"], "J&F": table["J&F-Mean"]}
     metrics.update({k: v for k, v in table.items() if k not in ("J-Mean", "F-Mean", "J&F-Mean")})
-    details = {"global": table, "missing": missing_info,
+    names = {m: f"global/{_DAVIS_NAMES.get(m, m)}" for m in metrics}
+    details = {"official": official_block(_davis_printout(table, rows), "fraction", names), "missing": missing_info,
                "task": "semi-supervised" if protocol == "davis_semi" else "unsupervised"}
     return metrics, rows, counts, details, "fraction"
+
+
+def _davis_printout(table: dict[str, float], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What davis2017-evaluation's ``evaluation_method.py`` (and ReferFormer's ``eval_davis.py``) print: the
+    global table and the per-sequence table (J-Mean, F-Mean per object), fractions."""
+    return {"global": dict(table),
+            "per_sequence": {r["object"]: {"J-Mean": r["J-Mean"], "F-Mean": r["F-Mean"]} for r in rows}}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -292,6 +348,7 @@ def _evaluate_davis(
 
 def _evaluate_refdavis_a(
     loader: Any, pred_path: PathLike, missing: str, device: str, progress: Progress | None, workers: int | None,
+    per_frame: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, int], dict[str, Any], str]:
     import numpy as np
 
@@ -312,7 +369,7 @@ def _evaluate_refdavis_a(
     if odd:
         raise DatasetError(f"{loader.meta_path}: video {odd[0]!r} has {len(by_video[odd[0]])} expressions, not a "
                            "multiple of 4 (one per annotator set and object); convention A cannot be scored")
-    with _expression_source(samples, pred_path, missing) as (source, missing_info):
+    with _expression_source(samples, pred_path, missing, _dataset_file(loader)) as (source, missing_info):
 
         def score(video: str) -> tuple[dict[str, str], dict[int, Any]]:
             gt = loader.gt_indexed(video)
@@ -350,6 +407,8 @@ def _evaluate_refdavis_a(
     rows: list[dict[str, Any]] = []
     for k in REF_DAVIS_ANNOTATOR_SETS:
         for o in accs[k].objects(videos):
+            add_series(per_frame, f"anno_{k}/{o.name}", [by_video[o.sequence][0].frames[i] for i in o.frames],
+                       {"J": o.J, "F": o.F})
             objs = loader.annotator_objects(o.sequence, k)
             exp = objs[o.proposal - 1] if o.proposal <= len(objs) else None
             row = o.row()
@@ -366,12 +425,16 @@ def _evaluate_refdavis_a(
         return float(np.mean(np.array([tables[k][col] for k in REF_DAVIS_ANNOTATOR_SETS], dtype=np.float64)))
 
     metrics = {"J": mean4("J-Mean"), "F": mean4("F-Mean"), "J&F": mean4("J&F-Mean")}
+    names: dict[str, str] = {}
     for k in REF_DAVIS_ANNOTATOR_SETS:
-        metrics[f"J&F (anno_{k})"] = tables[k]["J&F-Mean"]
-        metrics[f"J (anno_{k})"] = tables[k]["J-Mean"]
-        metrics[f"F (anno_{k})"] = tables[k]["F-Mean"]
+        for m in ("J&F", "J", "F"):
+            metrics[f"{m} (anno_{k})"] = tables[k][_DAVIS_NAMES[m]]
+            names[f"{m} (anno_{k})"] = f"anno_{k}/global/{_DAVIS_NAMES[m]}"
+    printout = {f"anno_{k}": _davis_printout(tables[k], [r for r in rows if r["set"] == f"anno_{k}"])
+                for k in REF_DAVIS_ANNOTATOR_SETS}
     details = {
-        "sets": {f"anno_{k}": tables[k] for k in REF_DAVIS_ANNOTATOR_SETS},
+        # eval_davis.py run once per annotator set; J, F, J&F (their mean) are refbench's, not in the printout
+        "official": official_block(printout, "fraction", names),
         "task": "unsupervised",
         "combination": "mean of the four annotator sets' global J-Mean, F-Mean and J&F-Mean",
         "merge": "label i + 1 for the i-th object of the set; on overlap the earlier object wins",
@@ -397,6 +460,8 @@ def evaluate_video(
     values: str | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    protocol_args: Mapping[str, Any] | None = None,
+    per_frame: bool = False,
 ) -> EvalResult:
     """Score the video mask predictions at ``pred_path`` against ``loader``'s ground truth.
 
@@ -409,7 +474,10 @@ def evaluate_video(
     device: torch device for J and F. values: ReVOS value semantics, ``"official"`` (default) or ``"binary"``.
     progress: optional ``callable(n_done, n_total)``; workers: scoring processes on CPU, threads on other
         devices (default min(8, CPUs); :mod:`refbench.evaluate.parallel`).
-    Returns an :class:`EvalResult` whose ``scale`` is what the official script prints.
+    protocol_args: ``--protocol-arg`` options of the :data:`VOS_PROTOCOLS` (``refbench.evaluate.vos_facts``).
+    per_frame: also return every sample's per-frame J and F as the scorer computed them (``result.per_frame``,
+    rows of :mod:`refbench.evaluate.per_frame`).
+    Returns an :class:`EvalResult` in percent; ``details["official"]`` is what the official script prints.
     """
     if card is not None and getattr(card, "task", None) not in ("refvos", "vos"):
         raise ValueError(f"evaluate_video scores tasks 'refvos' and 'vos'; card {getattr(card, 'name', card)!r} "
@@ -422,6 +490,15 @@ def evaluate_video(
         raise ValueError(f"unknown video protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
     if missing not in MISSING_MODES:
         raise ValueError(f"unknown missing mode {missing!r}; expected one of {', '.join(MISSING_MODES)}")
+    if protocol in VOS_PROTOCOLS:
+        if values is not None:
+            raise ValueError(f"--values applies to protocol 'revos' only, not {protocol!r}")
+        from refbench.evaluate.vos import evaluate_vos_protocol
+
+        return evaluate_vos_protocol(protocol, card, loader, pred_path, missing=missing, device=device,
+                                     protocol_args=protocol_args, progress=progress, per_frame=per_frame)
+    if protocol_args:
+        raise ValueError(f"protocol {protocol!r} takes no --protocol-arg")
     if protocol == "revos":
         values = values or "official"
         if values not in ("official", "binary"):
@@ -429,19 +506,25 @@ def evaluate_video(
     elif values is not None:
         raise ValueError(f"values={values!r} applies to protocol 'revos' only")
 
+    frames: list[dict[str, Any]] | None = [] if per_frame else None
     if protocol == "refdavis_a":
         metrics, rows, counts, details, scale = _evaluate_refdavis_a(loader, pred_path, missing, device, progress,
-                                                                    workers)
+                                                                    workers, frames)
     elif protocol in ("davis_semi", "davis_unsup"):
         metrics, rows, counts, details, scale = _evaluate_davis(protocol, loader, pred_path, missing, device,
-                                                               progress, workers)
+                                                               progress, workers, frames)
     else:
         metrics, rows, counts, details, scale = _evaluate_expressions(protocol, loader, pred_path, missing, device,
-                                                                     values or "", progress, workers)
+                                                                     values or "", progress, workers, frames)
     details["missing_mode"] = missing
     details["predictions"] = str(pred_path)
-    return EvalResult(protocol=protocol, metrics=metrics, per_sample=rows, counts=counts, scale=scale,
-                      reference=_reference(card, protocol), details=details)
+    if "official" not in details:  # a protocol that did not name its printout: its metrics as computed
+        details["official"] = official_block(dict(metrics), scale, {k: k for k in metrics})
+    if scale != PERCENT:  # scored in the official fraction scale: x 100 in float64 (result.to_percent)
+        metrics = percent_metrics(metrics, scale)
+        rows = percent_rows(rows, _ROW_SCORES, scale)
+    return EvalResult(protocol=protocol, metrics=metrics, per_sample=rows, counts=counts,
+                      reference=_reference(card, protocol), details=details, per_frame=frames)
 
 
-__all__ = ["PROTOCOLS", "REFERENCES", "evaluate_video"]
+__all__ = ["PROTOCOLS", "REFERENCES", "VOS_PROTOCOLS", "evaluate_video"]

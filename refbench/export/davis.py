@@ -155,7 +155,7 @@ def export_davis(card: Any, loader: Any, source: Any, out: PathLike, missing: st
         raise DatasetError(f"export_davis needs a RefDavisLoader or a DavisLoader, got {type(loader).__name__}")
     out = Path(out)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists (pass overwrite=True to replace it)")
+        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
     owned = not isinstance(source, MaskSource) and isinstance(source, (str, os.PathLike))
     if owned:
         if ref:

@@ -1,12 +1,14 @@
 """Submission zips for the evaluation servers: MeViS and Ref-YouTube-VOS (CodaLab); DAVIS is delegated.
 
-Formats (refbench ``PROTOCOLS.md`` sections 5, 7, 8; the dataset cards' ``submission`` entries):
+Formats (``docs/protocols.md`` #mevis, #refytvos, #refdavis_a; the dataset cards' ``submission`` entries):
 
 * ``"mevis"`` -- henghuiding/MeViS valid server (CodaLab competition 15094): ``<video>/<exp_id>/<frame>.png``
   at the zip root, no top folder; one ``'L'`` PNG with values 0 / 255 per listed frame of every expression.
 * ``"refytvos"`` -- Ref-YouTube-VOS valid server (CodaLab competition 3282): the same below ``Annotations/``.
-* ``"davis"`` -- palette PNGs (Ref-DAVIS17 convention A, MOSE), written by
+* ``"davis"`` -- palette PNGs (Ref-DAVIS17 convention A, MOSE v1 / v2), written by
   :func:`refbench.export.davis.export_davis`.
+* ``"ytvos"`` -- YouTube-VOS (2019 valid, CodaLab competition 6066): the same palette PNGs below ``Annotations/``,
+  written by :func:`refbench.export.vos.export_ytvos`.
 
 A zip holds **exactly** the frames the server expects: every frame listed for every sample of the card's
 loader, and nothing else. Masks have the frame's size: the sample's ``height`` / ``width`` when the meta has
@@ -40,15 +42,16 @@ from refbench.data.base import DatasetError, PredictionError
 from refbench.preds.masks import missing_error
 
 #: how to go on when predictions are missing (the exporters' missing="empty")
-_EMPTY_HINT = "(pass missing='empty' to write them as empty masks)"
+_EMPTY_HINT = "(--missing empty writes them as empty masks)"
 
 PathLike = Union[str, os.PathLike]
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Submission formats: MeViS zip root, Ref-YouTube-VOS ``Annotations/``, DAVIS palette PNGs.
-FORMATS = ("mevis", "refytvos", "davis")
+#: Submission formats: MeViS zip root, Ref-YouTube-VOS ``Annotations/``, DAVIS palette PNGs, YouTube-VOS palette PNGs
+#: below ``Annotations/`` (:mod:`refbench.export.vos`).
+FORMATS = ("mevis", "refytvos", "davis", "ytvos")
 #: ``"error"``: a missing prediction raises; ``"empty"``: it is written as an empty mask and counted.
 MISSING_MODES = ("error", "empty")
 #: Every zip entry gets this timestamp (the earliest a zip can store), so zips do not depend on the clock.
@@ -138,7 +141,7 @@ def write_zip(out: PathLike, entries: Iterable[tuple[str, bytes]], overwrite: bo
     if out.is_dir():
         raise IsADirectoryError(f"{out}: is a folder; give the path of the .zip to write")
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists (pass overwrite=True to replace it)")
+        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
     folder = out.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: output folder does not exist")
@@ -293,14 +296,14 @@ def export_submission(
     if fmt is None:
         fmt = submission.get("format")
         if fmt is None:
-            raise ValueError(f"{card.name}: the card names no submission format; pass fmt= one of {', '.join(FORMATS)}")
+            raise ValueError(f"{card.name}: the card names no submission format; pass --format, one of {', '.join(FORMATS)}")
     if fmt not in FORMATS:
         raise ValueError(f"unknown submission format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if missing not in MISSING_MODES:
         raise ValueError(f"missing must be one of {', '.join(MISSING_MODES)}, got {missing!r}")
     out = Path(out)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists (pass overwrite=True to replace it)")
+        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
     if not _is_source(pred):
         if not isinstance(pred, (str, os.PathLike)):
             raise TypeError(f"pred must be a path or a MaskSource, got {type(pred).__name__}")
@@ -309,6 +312,10 @@ def export_submission(
     loader = card.open(root)
     if fmt == "davis":
         return _export_davis(card, loader, pred, out, missing, overwrite)
+    if fmt == "ytvos":
+        from refbench.export.vos import export_ytvos
+
+        return export_ytvos(card, loader, pred, out, missing, overwrite)
 
     samples = list(loader.samples())
     if not samples:

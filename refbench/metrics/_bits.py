@@ -440,7 +440,7 @@ def dilate_disk(words: Any, radius: int, guarded: bool = False, ws: Workspace | 
     cv2.dilate semantics: pixels outside the image never count).
 
     The disk is the union over rows dy of horizontal segments [-w(dy), w(dy)]. Horizontal dilations are
-    built by the chain D(a + d) = D(a) | east_d(D(a)) | west_d(D(a)) (valid for d <= 2a + 1), and each is
+    built by the chain D(a + d) = D(a) | east_d(D(a)) | west_d(D(a)) (d <= a + 1: exact at borders), and each is
     OR-ed into the result at the row offsets +-dy that use its width as soon as it exists.
 
     ``guarded``: the last word of every row is a zero guard word, and ``words`` is contiguous. Then, for
@@ -463,7 +463,10 @@ def dilate_disk(words: Any, radius: int, guarded: bool = False, ws: Workspace | 
     cur, cur_w = words, 0
     for target in sorted(rows_of):
         while cur_w < target:
-            d = min(target - cur_w, 2 * cur_w + 1)
+            # d <= cur_w + 1 keeps each step exact at the image borders: a window moved out of the image can only
+            # have held pixels that the unmoved window already covers (with d up to 2 * cur_w + 1 a pixel within
+            # d of the left edge of the first row of the line is lost; radius >= 9 takes such steps)
+            d = min(target - cur_w, cur_w + 1)
             nxt = bufs[0] if cur is not bufs[0] else bufs[1]
             if as_line:
                 _widen_into(ops, cur.reshape(-1), d, nxt.reshape(-1), tmp.reshape(-1))

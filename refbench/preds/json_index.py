@@ -6,6 +6,12 @@ value at a time with the C JSON decoder (:meth:`json.JSONDecoder.raw_decode`), r
 offsets) and lets it go; :func:`read_value` parses one recorded value again when it is scored. Memory is one
 block plus one value. Only ASCII files are indexed (byte and character offsets agree; RLE counts are ASCII);
 :func:`index_members` returns None for others and the caller parses the whole file as before.
+
+The index is as strict as :func:`refbench.files.load_json`: a key twice in one object (at the indexed levels
+or inside a value) raises :class:`refbench.files.DuplicateKeyError`, nesting too deep for the parser
+``RecursionError``, anything else malformed :class:`JsonShapeError`; a caller that wants
+``load_json``'s exact message for such a file asks it (the file is then parsed whole, on the error path only).
+The file is opened with :func:`refbench.files.open_regular` (a FIFO is refused).
 """
 
 from __future__ import annotations
@@ -92,14 +98,20 @@ def _kind(v: Any) -> str:
 def _members(r: _Reader, i: int, decoder: json.JSONDecoder, keys: tuple[str, ...], depth: int,
              out: list[Member]) -> int:
     """Index the members of the object whose '{' is at i; inner objects (depth 2) are walked too."""
+    from refbench.files import DuplicateKeyError
+
     i = r.skip_ws(i) + 1
     if r.char(i) == "}":
         return r.skip_ws(i) + 1
+    seen: set[str] = set()
     while True:
         i = r.skip_ws(i)
         if r.char(i) != '"':
             raise JsonShapeError(f"expected a member name at byte {r.base + i}")
         key, i = r.value(i, decoder)
+        if key in seen:
+            raise DuplicateKeyError(key)
+        seen.add(key)
         if r.char(i) != ":":
             raise JsonShapeError(f"expected ':' at byte {r.base + i}")
         i = r.skip_ws(r.skip_ws(i) + 1)
@@ -123,13 +135,17 @@ def _members(r: _Reader, i: int, decoder: json.JSONDecoder, keys: tuple[str, ...
         i = r.drop(i)
 
 
-def index_members(path: str | os.PathLike, depth: int = 2) -> list[Member] | None:
+def index_members(path: str | os.PathLike, depth: int = 2, error: type[Exception] = OSError,
+                  what: str = "JSON file") -> list[Member] | None:
     """Members of the top-level JSON object of ``path`` (and of its object members, to ``depth``), in file
     order, each with its byte range. An inner object is listed before its own members. None when the file is
-    not ASCII. Raises JsonShapeError when the top level is not an object or the JSON is invalid, and
-    OSError when the file cannot be read."""
-    decoder = json.JSONDecoder()
-    with open(path, "rb") as fh:
+    not ASCII. Raises JsonShapeError when the top level is not an object or the JSON is invalid,
+    DuplicateKeyError / RecursionError (module doc), and ``error`` (``open_regular``) when the file is not a
+    readable regular file."""
+    from refbench.files import open_regular, unique_keys
+
+    decoder = json.JSONDecoder(object_pairs_hook=unique_keys)
+    with open_regular(path, error, what) as fh:
         r = _Reader(fh)
         try:
             i = r.skip_ws(0)
@@ -144,11 +160,15 @@ def index_members(path: str | os.PathLike, depth: int = 2) -> list[Member] | Non
     return out
 
 
-def read_value(fd: int, member: Member) -> Any:
+def read_value(fd: int, member: Member, where: str = "JSON file", error: type[Exception] = ValueError) -> Any:
     """Parse one indexed value again (``fd``: the file open for reading; ``os.pread`` keeps no shared offset,
-    so forked workers can read it too)."""
+    so forked workers can read it too), as strictly as :func:`refbench.files.parse_json`."""
+    from refbench.files import parse_json
+
     data = os.pread(fd, member.end - member.start, member.start)
-    return json.loads(data)
+    if len(data) != member.end - member.start:
+        raise error(f"{where}: the file changed while it was read")
+    return parse_json(data, where, error)
 
 
 def iter_values(path: Path, members: list[Member]) -> Iterator[tuple[Member, Any]]:

@@ -6,7 +6,7 @@ Accepted shapes (``open_mask_source`` picks the reader from the path):
   henghuiding/MeViS ``tools/eval_mevis.py`` and cilinyan/VISA ``tools/eval_revos.py`` read
   ``<pred>/<video>/<exp_id>/<frame>.png``): one grey PNG per listed frame, read as the official scripts read
   it (``cv2.imread(p, cv2.IMREAD_GRAYSCALE)``): an ``'L'`` PNG as is, other modes converted to grey as OpenCV
-  converts them (:mod:`refbench.preds.png` reads masks fast with the same values); any non-zero value is foreground for J and F, the raw values are kept for ReVOS's A and R. Nested video names
+  converts them (:mod:`refbench.png_decode` reads masks fast with the same values); any non-zero value is foreground for J and F, the raw values are kept for ReVOS's A and R. Nested video names
   (ReVOS ``UVO/all/<id>``) are nested folders. A single top folder ``Annotations/`` (the Ref-YouTube-VOS
   submission zip) is stepped into.
 * **PNG folder, sequence layout** (DAVIS-2017 / MOSE; davis2017-evaluation ``davis2017/results.py``
@@ -23,6 +23,11 @@ Accepted shapes (``open_mask_source`` picks the reader from the path):
   object ids 1-254 as strings; each frame's index map paints every object's mask with its id. Two objects on
   one pixel are refused (a palette PNG cannot hold both, so the official reader never sees an overlap).
 
+The scorers of J and F take masks as bit-packed words (:meth:`MaskSource.read_packed`): PNG frames are
+packed as they are decoded, RLE frames are decoded straight into words (:func:`refbench.rle.decode_rle_words`).
+An RLE JSON file is indexed, not held (:mod:`refbench.preds.json_index`): each expression's list is parsed
+when it is read. Sources opened before a scoring process forks are reopened in it (:meth:`after_fork`).
+
 Every problem raises :class:`refbench.data.base.PredictionError` naming the file (and zip member): a wrong
 frame size, an unreadable PNG, malformed JSON, ids that are not in the dataset, unsafe path components.
 What is *missing* (a whole video, an expression, single frames) is reported by :meth:`MaskSource.status`
@@ -32,9 +37,9 @@ and :meth:`MaskSource.missing_report`; the evaluator decides what a missing pred
 from __future__ import annotations
 
 import io
-import json
 import os
 import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +48,9 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 import numpy as np
 
 from refbench.data.base import PredictionError, safe_component
+from refbench.files import load_json, open_regular
+from refbench.png import MAX_FRAME_PIXELS, max_png_bytes, png_size, walk_png
+from refbench.rle import decode_rle, decode_rle_words, rle_size
 
 PathLike = Union[str, Path]
 
@@ -96,6 +104,11 @@ class MissingReport:
         return "; ".join(parts) if parts else "nothing missing"
 
 
+def _of(dataset: Any) -> str:
+    """`` (<dataset file>)`` for messages about ids that do not match the dataset, so they name both files."""
+    return f" ({dataset})" if dataset else ""
+
+
 def _check_video_name(video: str, source: PathLike) -> str:
     """Video names may be nested (ReVOS ``UVO/all/<id>``); each component must be a safe name."""
     if not isinstance(video, str) or not video or video.startswith("/"):
@@ -116,23 +129,19 @@ def _indices(im: Any, where: str) -> np.ndarray:
     return arr.astype(np.uint8, copy=False)
 
 
-def decode_png(data: bytes, where: str, values: str = "grey", size: tuple[int, int] | None = None) -> np.ndarray:
+def decode_png(data: bytes, where: str, values: str = "grey", size: Sequence[int] | None = None) -> np.ndarray:
     """Decode PNG bytes to (H, W) uint8 as the official reader does; ``values``: ``"grey"`` (MeViS / ReVOS:
     ``cv2.imread(p, cv2.IMREAD_GRAYSCALE)``) or ``"index"`` (DAVIS: ``np.array(Image.open(p))``, indexed or
-    grey PNGs only). ``size``: the expected (H, W), checked from the header before anything is inflated.
+    grey PNGs only).
 
-    Masks take the fast path of :mod:`refbench.preds.png` (libdeflate and vectorised filters, the same
-    values); every other PNG is read by the official reader itself."""
-    from refbench.preds.png import PngFormatError, decode_fast, png_header
+    ``size``: the frame size ``(H, W)`` the dataset expects. The PNG's chunks and declared size are checked
+    first (:func:`refbench.png.walk_png`), so a corrupt file or one declaring another size is refused before
+    anything is inflated. Masks then take the fast path of :mod:`refbench.png_decode` (libdeflate and
+    vectorised filters, the same values); every other PNG is read by the official reader itself."""
+    from refbench.png_decode import decode_fast
 
-    try:
-        hdr = png_header(data)
-    except PngFormatError as exc:
-        raise PredictionError(f"{where}: {exc}") from exc
-    if size is not None and hdr.size != tuple(size):
-        raise PredictionError(f"{where}: PNG is {hdr.height}x{hdr.width} (HxW), the ground truth is "
-                              f"{size[0]}x{size[1]}")
-    arr = decode_fast(data, values)
+    chunks = walk_png(data, where, size, PredictionError)[2]
+    arr = decode_fast(data, values, chunks)
     if arr is not None:
         return arr
     if values == "index":
@@ -149,6 +158,7 @@ def decode_png(data: bytes, where: str, values: str = "grey", size: tuple[int, i
 
 
 def _decode_png_pil(data: bytes, where: str) -> np.ndarray:
+    """``np.array(Image.open(...))`` of a checked PNG, indexed or grey only (DAVIS)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -159,62 +169,42 @@ def _decode_png_pil(data: bytes, where: str) -> np.ndarray:
             arr = _indices(im, where)
     except PredictionError:
         raise
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise PredictionError(f"{where}: cannot read PNG ({exc})") from exc
     if arr.ndim != 2:
         raise PredictionError(f"{where}: expected a single-channel PNG, got shape {arr.shape}")
     return arr
 
 
-def _decode_rle(rle: Any, where: str) -> np.ndarray:
-    from pycocotools import mask as mask_utils
-
-    if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
-        raise PredictionError(f"{where}: not null and not a COCO RLE with 'size' and 'counts'")
-    try:
-        h, w = (int(v) for v in rle["size"])
-        counts = rle["counts"]
-        if isinstance(counts, list):
-            obj = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-        elif isinstance(counts, (str, bytes)):
-            obj = {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-        else:
-            raise TypeError("'counts' must be a string or a list of ints")
-        m = mask_utils.decode(obj)
-    except PredictionError:
-        raise
-    except Exception as exc:  # pycocotools raises assorted errors on corrupt input
-        raise PredictionError(f"{where}: cannot decode RLE ({exc})") from exc
-    if m.ndim == 3:
-        m = m[..., 0]
-    return np.ascontiguousarray(m, dtype=np.uint8)
-
-
 def _rle_frames(path: Path, label: str, rles: list, frames: Sequence[str], size: tuple[int, int]):
-    """Yield ``(t, mask, where)`` for every non-null RLE of a per-frame list, checking its length and sizes."""
+    """Yield ``(t, mask, where)`` for every non-null RLE of a per-frame list, each checked
+    (:func:`refbench.rle.check_rle`: well-formed counts adding up to H x W, the frame's size) before decoding."""
     if len(rles) != len(frames):
         raise PredictionError(f"{path}: {label} has {len(rles)} RLE entries, the dataset {len(frames)} frames")
     for t, rle in enumerate(rles):
         if rle is None:
             continue
         where = f"{path}: {label} frame {t} ({frames[t]})"
-        m = _decode_rle(rle, where)
-        if m.shape != tuple(size):
-            raise PredictionError(f"{where}: RLE is {m.shape[0]}x{m.shape[1]} (HxW), the ground truth is "
-                                  f"{size[0]}x{size[1]}")
-        yield t, m, where
+        yield t, decode_rle(rle, where, size, PredictionError), where
+
+
+def _rle_words(path: Path, label: str, rles: list, frames: Sequence[str], size: tuple[int, int],
+               out: np.ndarray) -> None:
+    """The frames of a per-frame RLE list as words into ``out`` ((T, H, ceil(W / 64)) uint64, zeros where the
+    entry is null), each RLE checked as :func:`_rle_frames` checks it."""
+    if len(rles) != len(frames):
+        raise PredictionError(f"{path}: {label} has {len(rles)} RLE entries, the dataset {len(frames)} frames")
+    for t, rle in enumerate(rles):
+        if rle is not None:
+            decode_rle_words(rle, f"{path}: {label} frame {t} ({frames[t]})", size, PredictionError, out=out[t])
 
 
 def _first_rle_size(path: Path, video: str, lists: Iterable[list]) -> tuple[int, int] | None:
     """(H, W) of the first RLE with a ``size`` in per-frame RLE lists; None when every entry is null."""
     for rles in lists:
-        for rle in rles:
-            size = rle.get("size") if isinstance(rle, dict) else None
-            if isinstance(size, (list, tuple)) and len(size) == 2:
-                try:
-                    return int(size[0]), int(size[1])
-                except (TypeError, ValueError) as exc:
-                    raise PredictionError(f"{path}: {video}: RLE size {size!r} is not [H, W]") from exc
+        for t, rle in enumerate(rles):
+            if rle is not None:
+                return rle_size(rle, f"{path}: {video} frame {t}", PredictionError)
     return None
 
 
@@ -248,10 +238,14 @@ class MaskSource(ABC):
 
         return pack_numpy(self.read(video, exp_id, frames, size, fill_missing))
 
+    def after_fork(self) -> None:
+        """In a forked scoring process: reopen what must not be shared with the parent (file offsets)."""
+
     @abstractmethod
-    def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
+    def check_known(self, known: Mapping[str, Iterable[str] | None], dataset: Any = None) -> None:
         """Raise PredictionError if the source holds videos / expressions not in ``known``
-        (``{video: exp_ids}``; ``None`` as exp_ids in the sequence layout)."""
+        (``{video: exp_ids}``; ``None`` as exp_ids in the sequence layout); ``dataset`` (its annotation file) is
+        named in the message."""
 
     def missing_report(self, samples: Iterable[Any]) -> MissingReport:
         """Missing videos, expressions and frames over ``samples`` (objects with ``video``, ``frames`` and,
@@ -322,7 +316,12 @@ class _PngTree(MaskSource):
     def _list(self) -> list[str]: ...
 
     @abstractmethod
-    def _read_bytes(self, rel: str) -> bytes: ...
+    def _read_bytes(self, rel: str, limit: int) -> bytes:
+        """The file's bytes; more than ``limit`` is a PredictionError (read no more than that)."""
+
+    @abstractmethod
+    def _read_head(self, rel: str, n: int) -> bytes:
+        """The file's first ``n`` bytes (a PNG header)."""
 
     @abstractmethod
     def _where(self, rel: str) -> str: ...
@@ -355,7 +354,9 @@ class _PngTree(MaskSource):
                 if fill_missing:
                     continue
                 raise PredictionError(f"{self._where(rel)}: prediction PNG missing")
-            out[t] = decode_png(self._read_bytes(rel), self._where(rel), self.values, size)
+            where = self._where(rel)
+            # the PNG's declared size is checked against the frame's before anything is inflated
+            out[t] = decode_png(self._read_bytes(rel, max_png_bytes(*size)), where, self.values, size)
         return out
 
     def read_packed(
@@ -366,34 +367,40 @@ class _PngTree(MaskSource):
 
         folder = self._folder(video, exp_id)
         out = np.zeros((len(frames), size[0], n_words(size[1])), dtype=np.uint64)
+        limit = max_png_bytes(*size)
         for t, frame in enumerate(frames):
             rel = f"{folder}/{safe_component(frame, 'frame name', self.path)}.png"
             if rel not in self._pngs:
                 if fill_missing:
                     continue
                 raise PredictionError(f"{self._where(rel)}: prediction PNG missing")
-            pack_numpy(decode_png(self._read_bytes(rel), self._where(rel), self.values, size), out=out[t])
+            pack_numpy(decode_png(self._read_bytes(rel, limit), self._where(rel), self.values, size), out=out[t])
         return out
 
     def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
-        from PIL import Image, UnidentifiedImageError
-
         folder = self._folder(video, exp_id)
         for frame in frames:
             rel = f"{folder}/{safe_component(frame, 'frame name', self.path)}.png"
             if rel in self._pngs:
-                try:
-                    with Image.open(io.BytesIO(self._read_bytes(rel))) as im:
-                        w, h = im.size
-                except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-                    raise PredictionError(f"{self._where(rel)}: cannot read PNG ({exc})") from exc
+                where = self._where(rel)
+                h, w = png_size(self._read_head(rel, 33), where, PredictionError)
+                if h * w > MAX_FRAME_PIXELS:
+                    raise PredictionError(f"{where}: PNG declares {h}x{w} pixels, more than the "
+                                          f"{MAX_FRAME_PIXELS:,} refbench decodes")
                 return h, w
         return None
 
     def describe(self, video: str, exp_id: str | None, frame: str) -> str:
         return self._where(f"{self._folder(video, exp_id)}/{safe_component(frame, 'frame name', self.path)}.png")
 
-    def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
+    def listed_frames(self, video: str, exp_id: str | None = None) -> list[str]:
+        """The frame names (PNG stems, unsorted) stored in one sample's folder, whatever the dataset lists; for
+        evaluators that, like MOSE v2's ``score.py``, name frames by their position in the prediction listing."""
+        folder = self._folder(video, exp_id) + "/"
+        return [f[len(folder):-4] for f in self._pngs
+                if f.startswith(folder) and "/" not in f[len(folder):] and not f[len(folder):].startswith(".")]
+
+    def check_known(self, known: Mapping[str, Iterable[str] | None], dataset: Any = None) -> None:
         if self.layout == "expression":
             allowed = {f"{v}/{e}" for v, exps in known.items() for e in (exps or ())}
         else:
@@ -402,7 +409,8 @@ class _PngTree(MaskSource):
         if bad:
             what = "<video>/<exp_id>" if self.layout == "expression" else "<sequence>"
             raise PredictionError(
-                f"{self._where(bad[0])}: not under a {what} folder of the dataset ({len(bad)} such PNG file(s); "
+                f"{self._where(bad[0])}: not under a {what} folder of the dataset{_of(dataset)} ({len(bad)} such PNG "
+                "file(s); "
                 "unknown video or expression id, or a different folder layout)"
             )
 
@@ -424,12 +432,25 @@ class PngFolderSource(_PngTree):
             out.extend(prefix + f for f in files)
         return out
 
-    def _read_bytes(self, rel: str) -> bytes:
+    def _read_bytes(self, rel: str, limit: int) -> bytes:
         p = self.path / (self.base + rel)
-        try:
-            return p.read_bytes()
-        except OSError as exc:
-            raise PredictionError(f"{p}: cannot read ({exc})") from exc
+        with open_regular(p, PredictionError, "prediction PNG") as fh:  # a FIFO is refused, never waited on
+            try:
+                data = fh.read(limit + 1)
+            except OSError as exc:
+                raise PredictionError(f"{p}: cannot read ({exc.strerror or exc})") from exc
+        if len(data) > limit:
+            raise PredictionError(f"{p}: {len(data) - 1:,}+ bytes, more than a PNG of the frame's size can hold "
+                                  f"({limit:,})")
+        return data
+
+    def _read_head(self, rel: str, n: int) -> bytes:
+        p = self.path / (self.base + rel)
+        with open_regular(p, PredictionError, "prediction PNG") as fh:
+            try:
+                return fh.read(n)
+            except OSError as exc:
+                raise PredictionError(f"{p}: cannot read ({exc.strerror or exc})") from exc
 
     def _where(self, rel: str) -> str:
         return str(self.path / (self.base + rel))
@@ -440,14 +461,17 @@ class PngZipSource(_PngTree):
 
     def __init__(self, path: PathLike, layout: str = "expression", values: str = "grey") -> None:
         path = Path(path)
+        fh = open_regular(path, PredictionError, "prediction zip")
+        self._fh = fh
         try:
-            self._zip = zipfile.ZipFile(path)
-        except (OSError, zipfile.BadZipFile) as exc:
+            self._zip = zipfile.ZipFile(fh)
+        except (OSError, EOFError, ValueError, NotImplementedError, zipfile.BadZipFile) as exc:
+            fh.close()
             raise PredictionError(f"{path}: cannot open zip ({exc})") from exc
         try:
             super().__init__(path, layout, values)
         except BaseException:
-            self._zip.close()
+            self.close()
             raise
 
     def _list(self) -> list[str]:
@@ -464,13 +488,39 @@ class PngZipSource(_PngTree):
                 raise PredictionError(f"{self.path}: unsafe zip member {name!r} ('..', absolute path or backslash)")
             if not name.endswith("/"):
                 out.append("/".join(p for p in parts if p not in ("", ".")))
+        if len(set(out)) != len(out):
+            seen: set[str] = set()
+            dup = next(n for n in out if n in seen or seen.add(n))  # type: ignore[func-returns-value]
+            raise PredictionError(f"{self.path}: zip member {dup!r} appears twice (which one is the prediction?)")
         return out
 
-    def _read_bytes(self, rel: str) -> bytes:
+    def _read_bytes(self, rel: str, limit: int) -> bytes:
+        member = self.base + rel
+        where = f"{self.path}:{member}"
+        try:
+            info = self._zip.getinfo(member)
+            if info.file_size > limit:  # refused before inflating a byte
+                raise PredictionError(f"{where}: zip member inflates to {info.file_size:,} bytes, more than a PNG "
+                                      f"of the frame's size can hold ({limit:,})")
+            with self._zip.open(info) as fh:
+                data = fh.read(limit + 1)  # zipfile also stops at the declared size
+        except PredictionError:
+            raise
+        except (KeyError, OSError, EOFError, zipfile.BadZipFile, RuntimeError, ValueError, NotImplementedError,
+                zlib.error) as exc:
+            raise PredictionError(f"{where}: cannot read zip member ({exc})") from exc
+        if len(data) > limit:
+            raise PredictionError(f"{where}: zip member inflates to more than {limit:,} bytes, more than a PNG of "
+                                  "the frame's size can hold")
+        return data
+
+    def _read_head(self, rel: str, n: int) -> bytes:
         member = self.base + rel
         try:
-            return self._zip.read(member)
-        except (KeyError, OSError, zipfile.BadZipFile, RuntimeError) as exc:
+            with self._zip.open(member) as fh:
+                return fh.read(n)
+        except (KeyError, OSError, EOFError, zipfile.BadZipFile, RuntimeError, ValueError, NotImplementedError,
+                zlib.error) as exc:
             raise PredictionError(f"{self.path}:{member}: cannot read zip member ({exc})") from exc
 
     def _where(self, rel: str) -> str:
@@ -478,11 +528,15 @@ class PngZipSource(_PngTree):
 
     def after_fork(self) -> None:
         """In a forked worker process: open the zip again (a file offset shared with the parent would mix
-        their reads)."""
-        self._zip = zipfile.ZipFile(self.path)
+        their reads). The parent's objects are left alone (closing them here would only close this
+        process's copy, but nothing is gained)."""
+        fh = open_regular(self.path, PredictionError, "prediction zip")
+        self._fh = fh
+        self._zip = zipfile.ZipFile(fh)
 
     def close(self) -> None:
         self._zip.close()
+        self._fh.close()  # ZipFile leaves a file object it was given open
 
 
 # ----------------------------------------------------------------------------------------------
@@ -498,40 +552,32 @@ class RleJsonSource(MaskSource):
     """
 
     layout = "expression"
+    _fd: int | None = None  # the indexed file, open for os.pread (subclasses that hold parsed lists have none)
 
     def __init__(self, path: PathLike, keys: Mapping[str, tuple[str, str]]) -> None:
+        from refbench.files import DuplicateKeyError
         from refbench.preds.json_index import JsonShapeError, index_members
 
         self.path = Path(path)
         self._entries: dict[tuple[str, str], Any] = {}  # a list, or where it lies in the file (json_index)
         self._fd: int | None = None
-        expected = ("expected a non-empty object {video: {exp_id: [RLE|null]}} or {\"<video>_<exp_id>\": "
-                    "[RLE|null]}")
         try:
-            members = index_members(self.path)
-        except FileNotFoundError as exc:
-            raise PredictionError(f"{self.path}: prediction file not found") from exc
-        except JsonShapeError as exc:
-            if "not a JSON object" in str(exc):
-                raise PredictionError(f"{self.path}: {expected}") from exc
-            raise PredictionError(f"{self.path}: not valid JSON ({exc})") from exc
-        except OSError as exc:
-            raise PredictionError(f"{self.path}: not valid JSON ({exc})") from exc
-        if members is None:  # not ASCII: parse it whole
-            self._load_whole(keys, expected)
+            members = index_members(self.path, error=PredictionError, what="prediction file")
+        except (JsonShapeError, DuplicateKeyError, RecursionError):
+            members = None  # parsed whole: load_json and the shape checks say what is wrong, in their words
+        if members is None:  # (or not ASCII)
+            self._load_whole(keys)
         else:
-            self._index(members, keys, expected)
+            self._index(members, keys)
             self._fd = os.open(self.path, os.O_RDONLY)
         self._videos = {v for v, _ in self._entries}
 
-    def _load_whole(self, keys: Mapping[str, tuple[str, str]], expected: str) -> None:
-        try:
-            with self.path.open("r", encoding="utf-8") as fh:
-                doc = json.load(fh)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PredictionError(f"{self.path}: not valid JSON ({exc})") from exc
+    _EXPECTED = "expected a non-empty object {video: {exp_id: [RLE|null]}} or {\"<video>_<exp_id>\": [RLE|null]}"
+
+    def _load_whole(self, keys: Mapping[str, tuple[str, str]]) -> None:
+        doc = load_json(self.path, PredictionError, "prediction file")
         if not isinstance(doc, dict) or not doc:
-            raise PredictionError(f"{self.path}: {expected}")
+            raise PredictionError(f"{self.path}: {self._EXPECTED}")
         if all(isinstance(v, dict) for v in doc.values()):
             for video, exps in doc.items():
                 _check_video_name(video, self.path)
@@ -546,11 +592,11 @@ class RleJsonSource(MaskSource):
         else:
             self._mixed()
 
-    def _index(self, members: list, keys: Mapping[str, tuple[str, str]], expected: str) -> None:
+    def _index(self, members: list, keys: Mapping[str, tuple[str, str]]) -> None:
         """The same checks as :meth:`_load_whole`, on the member index; values stay in the file."""
         top = [m for m in members if len(m.keys) == 1]
         if not top:
-            raise PredictionError(f"{self.path}: {expected}")
+            raise PredictionError(f"{self.path}: {self._EXPECTED}")
         kinds = {m.kind for m in top}
         if kinds == {"object"}:
             for m in top:
@@ -584,9 +630,9 @@ class RleJsonSource(MaskSource):
         from refbench.preds.json_index import read_value
 
         try:
-            return read_value(self._fd, entry)  # type: ignore[arg-type]
-        except (OSError, ValueError) as exc:
-            raise PredictionError(f"{self.path}: {ident[0]}/{ident[1]}: cannot read ({exc})") from exc
+            return read_value(self._fd, entry, f"{self.path}: {ident[0]}/{ident[1]}", PredictionError)  # type: ignore[arg-type]
+        except OSError as exc:
+            raise PredictionError(f"{self.path}: {ident[0]}/{ident[1]}: cannot read ({exc.strerror or exc})") from exc
 
     def close(self) -> None:
         if self._fd is not None:
@@ -616,8 +662,8 @@ class RleJsonSource(MaskSource):
     def read_packed(
         self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
     ) -> np.ndarray:
-        """As :meth:`read`, packed frame by frame (no (T, H, W) array is built)."""
-        from refbench.metrics._bits import n_words, pack_numpy
+        """As :meth:`read`, each frame decoded straight into words (no (T, H, W) array, no dense frame)."""
+        from refbench.metrics._bits import n_words
 
         rles = self._rles((video, exp_id))  # type: ignore[arg-type]
         out = np.zeros((len(frames), size[0], n_words(size[1])), dtype=np.uint64)
@@ -625,20 +671,19 @@ class RleJsonSource(MaskSource):
             if fill_missing:
                 return out
             raise PredictionError(f"{self.path}: no prediction for {video}/{exp_id}")
-        for t, m, _where in _rle_frames(self.path, f"{video}/{exp_id}", rles, frames, size):
-            pack_numpy(m, out=out[t])
+        _rle_words(self.path, f"{video}/{exp_id}", rles, frames, size, out)
         return out
 
     def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
         return _first_rle_size(self.path, video, [self._rles((video, exp_id)) or []])  # type: ignore[arg-type]
 
-    def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
+    def check_known(self, known: Mapping[str, Iterable[str] | None], dataset: Any = None) -> None:
         sets = {v: set(e or ()) for v, e in known.items()}
         for video, exp_id in self._entries:
             if video not in sets:
-                raise PredictionError(f"{self.path}: video {video!r} is not in the dataset")
+                raise PredictionError(f"{self.path}: video {video!r} is not in the dataset{_of(dataset)}")
             if exp_id not in sets[video]:
-                raise PredictionError(f"{self.path}: expression {video}/{exp_id} is not in the dataset")
+                raise PredictionError(f"{self.path}: expression {video}/{exp_id} is not in the dataset{_of(dataset)}")
 
 
 class RleSequenceSource(MaskSource):
@@ -648,11 +693,7 @@ class RleSequenceSource(MaskSource):
 
     def __init__(self, path: PathLike) -> None:
         self.path = Path(path)
-        try:
-            with self.path.open("r", encoding="utf-8") as fh:
-                doc = json.load(fh)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PredictionError(f"{self.path}: not valid JSON ({exc})") from exc
+        doc = load_json(self.path, PredictionError, "prediction file")
         if not isinstance(doc, dict) or not doc:
             raise PredictionError(f"{self.path}: expected a non-empty object {{seq: {{obj_id: [RLE|null]}}}}")
         self._seqs: dict[str, dict[int, list]] = {}
@@ -701,10 +742,10 @@ class RleSequenceSource(MaskSource):
     def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
         return _first_rle_size(self.path, video, self._seqs.get(video, {}).values())
 
-    def check_known(self, known: Mapping[str, Iterable[str] | None]) -> None:
+    def check_known(self, known: Mapping[str, Iterable[str] | None], dataset: Any = None) -> None:
         for seq in self._seqs:
             if seq not in known:
-                raise PredictionError(f"{self.path}: sequence {seq!r} is not in the dataset")
+                raise PredictionError(f"{self.path}: sequence {seq!r} is not in the dataset{_of(dataset)}")
 
 
 def missing_error(source: Any, samples: Sequence[Any], where: Any, hint: str,

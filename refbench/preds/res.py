@@ -19,27 +19,20 @@ from typing import Any, Iterator, Union
 import numpy as np
 
 from refbench.data.base import PredictionError, read_json_object
+from refbench.rle import check_rle, decode_rle
 
 PathLike = Union[str, Path]
 
 
 def _check_rle(value: Any, path: Path, sid: str) -> None:
+    """Every RLE of the file is checked when it is read (:func:`refbench.rle.check_rle`: ``size`` two positive
+    ints, well-formed ``counts`` whose runs add up to H x W), also those of ids the evaluator then ignores."""
     if value is None:
         return
-    ok = (
-        isinstance(value, dict)
-        and isinstance(value.get("size"), list)
-        and len(value["size"]) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value["size"])
-        and (
-            isinstance(value.get("counts"), str)
-            or (isinstance(value.get("counts"), list) and all(isinstance(c, int) and c >= 0 for c in value["counts"]))
-        )
-    )
-    if not ok:
-        raise PredictionError(
-            f"{path}: sample {sid!r}: expected a COCO RLE {{'size': [H, W], 'counts': str or [int, ...]}} or null"
-        )
+    where = f"{path}: sample {sid!r}"
+    if not isinstance(value, dict) or "size" not in value or not isinstance(value.get("counts"), (str, list)):
+        raise PredictionError(f"{where}: expected a COCO RLE {{'size': [H, W], 'counts': str or [int, ...]}} or null")
+    check_rle(value, where, None, PredictionError)
 
 
 class RESPredictions:
@@ -97,22 +90,7 @@ class RESPredictions:
                 f"{self.path}: sample {sample_id!r}: mask size {list(size)} (H, W) differs from the ground truth's "
                 f"{[int(height), int(width)]}"
             )
-        from pycocotools import mask as mask_utils
-
-        counts = rle["counts"]
-        try:
-            if isinstance(counts, list):
-                if sum(counts) != size[0] * size[1]:
-                    raise ValueError(f"run lengths sum to {sum(counts)}, not H*W = {size[0] * size[1]}")
-                coded = mask_utils.frPyObjects({"size": list(size), "counts": counts}, size[0], size[1])
-            else:
-                coded = {"size": list(size), "counts": counts.encode("ascii")}
-            decoded = mask_utils.decode(coded)
-        except Exception as exc:  # pycocotools raises bare Exception / ValueError on bad counts
-            raise PredictionError(f"{self.path}: sample {sample_id!r}: RLE does not decode ({exc})") from exc
-        if decoded.shape != size:
-            raise PredictionError(f"{self.path}: sample {sample_id!r}: decoded shape {decoded.shape} != {size}")
-        return (decoded > 0).astype(np.uint8)
+        return decode_rle(rle, f"{self.path}: sample {sample_id!r}", size, PredictionError)
 
 
 def read_res_predictions(path: PathLike) -> RESPredictions:

@@ -38,6 +38,10 @@ Span = tuple[float, float]
 
 #: The recognised file formats (``format=`` of :func:`read_span_predictions`; "auto" picks one per file).
 SPAN_FORMATS: tuple[str, ...] = ("auto", "spans", "text", "timechat")
+#: What a span with start > end or start < 0 means (``bad_spans=``, ``refbench eval --bad-spans``): "error"
+#: (default: refused naming the query), or "official": kept as given, so the official IoU formula scores it
+#: (a span with start > end never overlaps anything: IoU 0).
+BAD_SPAN_MODES: tuple[str, ...] = ("error", "official")
 
 _SHOW = 5
 
@@ -64,6 +68,11 @@ class SpanPrediction:
         return self.spans[0] if self.spans else None
 
 
+def bad_span_queries(preds: Mapping[str, SpanPrediction]) -> list[str]:
+    """Query ids with a span whose start is after its end or below 0, in file order."""
+    return [q for q, p in preds.items() if any(s > e or s < 0 for s, e in p.spans)]
+
+
 def _first(ids: Iterable[str], n: int = _SHOW) -> str:
     ids = list(ids)
     more = f" ... ({len(ids)} in all)" if len(ids) > n else ""
@@ -88,7 +97,10 @@ def _span_value(value: Any, path: Path, qid: str) -> tuple[Span, ...]:
     for row in rows:
         if not (isinstance(row, list) and len(row) == 2 and all(_is_number(v) for v in row)):
             raise PredictionError(f"{path}: query {qid!r}: a span is [start, end] (two numbers), got {row!r}")
-        s, e = float(row[0]), float(row[1])
+        try:
+            s, e = float(row[0]), float(row[1])
+        except OverflowError:  # an integer beyond float range
+            s = e = math.inf
         if not (math.isfinite(s) and math.isfinite(e)):
             raise PredictionError(f"{path}: query {qid!r}: span {row!r} is not finite")
         out.append((s, e))
@@ -119,6 +131,8 @@ def read_span_predictions(
     *,
     parse_style: str = "lmms-eval",
     format: str = "auto",
+    bad_spans: str = "error",
+    dataset: str | None = None,
 ) -> dict[str, SpanPrediction]:
     """Read a span prediction file into ``{qid: SpanPrediction}`` (file order).
 
@@ -128,6 +142,9 @@ def read_span_predictions(
             (naming the first few), and TimeChat entries must match their query's video and sentence.
         parse_style: :func:`parse_span` style for free-text answers ("lmms-eval", "timechat", "vtimellm").
         format: "auto" (recognised from the values) or one of "spans", "text", "timechat".
+        bad_spans: "error" (a span with start > end or start < 0 raises :class:`PredictionError` naming the
+            query) or "official" (kept as given; see :data:`BAD_SPAN_MODES`).
+        dataset: the dataset's annotation file, named in messages about ids that do not match it.
 
     Raises:
         PredictionError: unreadable / malformed JSON, malformed values, unknown ids, mismatching TimeChat entries.
@@ -137,6 +154,8 @@ def read_span_predictions(
         raise ValueError(f"unknown parse_style {parse_style!r}; valid: {', '.join(SPAN_STYLES)}")
     if format not in SPAN_FORMATS:
         raise ValueError(f"unknown prediction format {format!r}; valid: {', '.join(SPAN_FORMATS)}")
+    if bad_spans not in BAD_SPAN_MODES:
+        raise ValueError(f"unknown bad-spans mode {bad_spans!r}; valid: {', '.join(BAD_SPAN_MODES)}")
     path = Path(path)
     data = _load_json(path)
     kind = _detect(data, path) if format == "auto" else format
@@ -146,7 +165,8 @@ def read_span_predictions(
         unknown = [q for q in data if q not in by_qid]
         if unknown:
             raise PredictionError(
-                f"{path}: {len(unknown)} prediction id(s) are not queries of the dataset: {_first(unknown)}"
+                f"{path}: {len(unknown)} prediction id(s) are not queries of the dataset"
+                + (f" ({dataset})" if dataset else "") + f": {_first(unknown)}"
             )
 
     out: dict[str, SpanPrediction] = {}
@@ -180,7 +200,15 @@ def read_span_predictions(
             f"{path}: {len(mismatched)} TimeChat entries name another video or sentence than the dataset's query "
             f"of the same id (TimeChat ids are 0-based lines of charades_sta_test.txt): {_first(mismatched)}"
         )
+    bad = bad_span_queries(out) if bad_spans == "error" else []
+    if bad:
+        span = next(sp for sp in out[bad[0]].spans if sp[0] > sp[1] or sp[0] < 0)
+        raise PredictionError(
+            f"{path}: query {bad[0]!r} has the span [{span[0]:g}, {span[1]:g}] (start after end, or below 0); "
+            f"{len(bad)} such query(ies): {_first(bad)}; --bad-spans official scores them as the official script "
+            "does"
+        )
     return out
 
 
-__all__ = ["SPAN_FORMATS", "SpanPrediction", "read_span_predictions"]
+__all__ = ["BAD_SPAN_MODES", "SPAN_FORMATS", "SpanPrediction", "bad_span_queries", "read_span_predictions"]

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from refbench import __version__
+from refbench.errors import RefbenchInputError
 from refbench.adapters.base import Adapter, Frames, GroundingRequest, ImageRequest, RunContext, VideoRequest
 from refbench.runs import dist as D
-from refbench.runs.store import RunStore, Stored, StoreMismatch, part_path, part_paths
+from refbench.runs.store import HeaderMismatch, RunStore, Stored, StoreError, StoreMismatch, part_path, part_paths
 
 Progress = Callable[[int, int], None]
 
@@ -36,7 +37,7 @@ DEFAULT_DATASET = "demo_mevis_val_u"
 DEFAULT_MODEL = "prior"
 
 
-class RunError(RuntimeError):
+class RunError(RefbenchInputError, RuntimeError):
     """A run cannot start or did not finish (the message says why and where)."""
 
 
@@ -55,6 +56,8 @@ class RunConfig:
     leaderboard: str | None = None  # directory for reproduced rows; None = no append
     overwrite: bool = False
     prefetch: int = 2  # batches of frames decoded ahead (adapters that need pixels)
+    runs_dir: str = "runs"  # parent of the default run directory <runs_dir>/<dataset>/<model>-<fingerprint>
+    per_frame: bool = False  # also write <run_dir>/per_frame.csv (video tasks; refbench.evaluate.per_frame)
 
 
 @dataclass
@@ -209,12 +212,10 @@ def _peak_memory() -> dict[str, float]:
 
 
 def _atomic_json(path: Path, doc: Any, indent: int | None = None) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
+    from refbench.files import atomic_output
+
+    with atomic_output(path, "w", "--out") as fh:
         json.dump(doc, fh, indent=indent, separators=(",", ": ") if indent else (",", ":"), default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class MergedParts(Mapping[str, Stored]):
@@ -271,11 +272,12 @@ def merge_parts(run_dir: Path, header: dict[str, Any], keys: Sequence[str]) -> M
 
 def write_predictions(task: str, samples: Sequence[Any], stored: Mapping[str, Stored], path: Path) -> None:
     """The merged predictions in the format ``refbench eval`` reads, in dataset order, written one sample at
-    a time (the same bytes as one ``json.dump`` of the whole document) to a temporary file that replaces
-    ``path`` when complete."""
+    a time (the same bytes as one ``json.dump`` of the whole document) through
+    :func:`refbench.files.atomic_output` (the target is replaced only when complete)."""
+    from refbench.files import atomic_output
+
     dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
+    with atomic_output(path, "w", "--out") as fh:
         fh.write("{")
         if task == "refvos":
             by_video: dict[str, list[Any]] = {}
@@ -295,41 +297,66 @@ def write_predictions(task: str, samples: Sequence[Any], stored: Mapping[str, St
                 value = stored[key].payload["spans"] if task == "tsg" else stored[key].payload
                 fh.write(("," if i else "") + dumps(key) + ":" + dumps(value))
         fh.write("}")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def write_diagnostics(samples: Sequence[Any], task: str, stored: Mapping[str, Stored], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
+    from refbench.files import atomic_output
+
+    with atomic_output(path, "w", "--out") as fh:
         for s in samples:
             item = stored[sample_key(task, s)]
             fh.write(json.dumps({"sample_id": item.sample_id, "seconds": item.seconds,
                                  "diagnostics": item.diagnostics}, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------------------------
 # The run
 # ----------------------------------------------------------------------------------------------
 
-_RUN_FILES = ("predictions.json", "diagnostics.jsonl", "summary.json", "per_sample.csv", "submission.zip",
-              "run.json")
+def default_run_dir(dataset: str, model: str, fingerprint: str, runs_dir: str | os.PathLike = "runs") -> Path:
+    """``<runs_dir>/<dataset>/<model>-<fingerprint[:8]>``: the one name of a run, for ``refbench run`` and
+    ``refbench demo`` alike."""
+    return Path(runs_dir) / dataset / f"{model}-{fingerprint[:8]}"
 
 
-def default_run_dir(dataset: str, model: str, fingerprint: str) -> Path:
-    return Path("runs") / dataset / f"{model}-{fingerprint[:8]}"
+def _check_run_dir(run_dir: Path, header: dict[str, Any], overwrite: bool) -> None:
+    """Refuse, before anything is written: an ``--out`` that is a file or lies below one, and (unless
+    ``--overwrite``) part files that are corrupt or hold predictions made under another header. Read-only:
+    the parts are opened immutable, so not even SQLite's ``-wal`` / ``-shm`` files appear."""
+    for parent in (run_dir, *run_dir.parents):
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                where = "is" if parent == run_dir else f"lies below {parent}, which is"
+                raise RunError(f"{run_dir}: the run directory {where} not a folder; choose another --out")
+            break
+    if overwrite or not run_dir.is_dir():
+        return
+    for p in part_paths(run_dir):
+        try:
+            RunStore(p, header, immutable=True).close()
+        except HeaderMismatch:
+            raise
+        except StoreError:
+            # an immutable read may catch a concurrent writer's checkpoint half done: ask again with locking
+            RunStore(p, header, readonly=True).close()
+
+
+def _make_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"{run_dir}: cannot create the run directory ({exc.strerror or exc}); choose another "
+                       "--out") from exc
 
 
 def _clear(run_dir: Path) -> None:
+    """``--overwrite``: drop the stored predictions. A finished run's record (predictions.json, summary.json,
+    per_sample.csv, submission.zip) stays until the new run has finished and replaces it, so a rerun that
+    fails leaves the last finished record as it was."""
     for p in part_paths(run_dir):
         for extra in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
             if extra.exists():
                 extra.unlink()
-    for name in _RUN_FILES:
-        if (run_dir / name).exists():
-            (run_dir / name).unlink()
 
 
 def run(config: RunConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None) -> RunResult:
@@ -375,29 +402,39 @@ def run(config: RunConfig, progress: Progress | None = None, log: Callable[[str]
     ann_files = annotation_files(card, root)
     header = {"adapter": acard.name, "fingerprint": fingerprint, "dataset": card.name, "task": task,
               "annotation_sha256": annotation_hash(ann_files, root)}
-    run_dir = Path(config.out) if config.out else default_run_dir(card.name, acard.name, fingerprint)
+    run_dir = Path(config.out) if config.out else default_run_dir(card.name, acard.name, fingerprint,
+                                                                  config.runs_dir)
 
+    # Everything that can refuse the run (adapter, fingerprint, the parts' headers, corrupt parts, an --out that
+    # cannot be a folder) is checked before anything in the run directory changes: a refused run leaves an
+    # existing run exactly as it was (its run.json included).
+    _check_run_dir(run_dir, header, config.overwrite)
     if d.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        _make_run_dir(run_dir)
         if config.overwrite:
             _clear(run_dir)
         for stale in D.aborted(run_dir):
             stale.unlink()
-        _write_run_json(run_dir, config, acard, adapter, header, d, status="running", started=t0)
     D.barrier(d)
     # Each rank creates (or reopens) its own part first; after the barrier every part is complete, and their
     # union (all must carry the same header) is what is already done, whatever world size made them.
     store = RunStore(part_path(run_dir, d.rank), header)
     D.barrier(d)
-    done: set[str] = store.done()
-    for p in part_paths(run_dir):
-        if p == part_path(run_dir, d.rank):
-            continue
-        s = RunStore(p, header, readonly=True)
-        try:
-            done |= s.done()
-        finally:
-            s.close()
+    try:
+        done: set[str] = store.done()
+        for p in part_paths(run_dir):
+            if p == part_path(run_dir, d.rank):
+                continue
+            s = RunStore(p, header, readonly=True)
+            try:
+                done |= s.done()
+            finally:
+                s.close()
+    except BaseException:
+        store.close()
+        raise
+    if d.is_main:  # accepted: only now is run.json (re)written
+        _write_run_json(run_dir, config, acard, adapter, header, d, status="running", started=t0)
 
     shards = D.shard_by_video(samples, lambda s: _video_of(task, s), lambda s: _cost(task, s), d.world)
     mine = [samples[i] for i in shards[d.rank]]
@@ -493,23 +530,41 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
     run_dir = result.run_dir
     stored = merge_parts(run_dir, header, keys)
     pred_path = run_dir / "predictions.json"
-    write_predictions(task, samples, stored, pred_path)
-    write_diagnostics(samples, task, stored, run_dir / "diagnostics.jsonl")
+    # The new predictions are scored (or exported) from a staged file; only once that succeeded do they replace
+    # the run's record, so a rerun that fails here never overwrites a finished run's files.
+    staged = run_dir / ".staged-predictions.json"
+    write_predictions(task, samples, stored, staged)
     partial = config.limit is not None and len(samples) < len(loader.samples())
+    flags = count_flags(stored.values())
+    for name, n in sorted(flags.items()):
+        result.notes.append(f"{name}: {n} of {len(samples)} samples (adapter flag; see diagnostics.jsonl)")
     eval_summary = None
     if card.has_public_gt:
         from refbench.evaluate.run import evaluate, format_table, write_csv, write_json
 
         sub = SubsetLoader(loader, set(keys), task) if partial else loader
-        res, eval_summary = evaluate(card.name, pred_path, root=root, protocol=protocol, missing="error",
-                                     device=D.device_for(d, config.device), loader=sub,
-                                     annotation_sha256=header["annotation_sha256"])
+        try:
+            res, eval_summary = evaluate(card.name, staged, root=root, protocol=protocol, missing="error",
+                                         device=D.device_for(d, config.device), loader=sub,
+                                         annotation_sha256=header["annotation_sha256"],
+                                         per_frame=config.per_frame)
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        eval_summary["provenance"]["predictions"] = str(pred_path)
+        eval_summary["details"]["predictions"] = str(pred_path)
         eval_summary["run"] = {"model": acard.name, "fingerprint": header["fingerprint"], "run_dir": str(run_dir),
-                               "samples": len(samples), "partial": partial}
+                               "samples": len(samples), "partial": partial, "flags": flags}
+        os.replace(staged, pred_path)
+        write_diagnostics(samples, task, stored, run_dir / "diagnostics.jsonl")
         write_json(eval_summary, run_dir / "summary.json")
         write_csv(res.per_sample, run_dir / "per_sample.csv")
+        if config.per_frame and res.per_frame is not None:
+            from refbench.evaluate.per_frame import PER_FRAME_FILE, write_per_frame
+
+            write_per_frame(res.per_frame, run_dir / PER_FRAME_FILE, "--out")
         result.summary = eval_summary
-        result.table = format_table(res, card.name)
+        result.table = format_table(res, card.name, eval_summary["partial_reasons"])
         size_note = _official_size_note(card, len(samples))
         if partial:
             result.notes.append(f"--limit {config.limit}: scored {len(samples)} of {len(loader.samples())} samples; "
@@ -522,20 +577,42 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
             if not result.leaderboard_rows:
                 result.notes.append(f"leaderboard: this run's rows are already in {config.leaderboard}")
     elif partial:
+        os.replace(staged, pred_path)
+        write_diagnostics(samples, task, stored, run_dir / "diagnostics.jsonl")
         result.notes.append(f"--limit {config.limit}: {card.name} has no public ground truth and a partial run "
                             "is not a valid submission; no zip written")
     else:
         from refbench.export import export_submission
 
-        rep = export_submission(card.name, pred_path, run_dir / "submission.zip", root=root, overwrite=True)
-        result.submission = Path(rep.path)
+        staged_zip = run_dir / ".staged-submission.zip"
+        try:
+            rep = export_submission(card.name, staged, staged_zip, root=root, overwrite=True)
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            staged_zip.unlink(missing_ok=True)
+            raise
+        os.replace(staged, pred_path)
+        write_diagnostics(samples, task, stored, run_dir / "diagnostics.jsonl")
+        os.replace(staged_zip, run_dir / "submission.zip")
+        result.submission = run_dir / "submission.zip"
         where = rep.server or (card.submission or {}).get("server")
-        result.notes.append(f"submission zip: {rep.path} ({rep.frames} frames of {rep.expressions} expressions)"
-                            + (f"; upload it to {where}" if where else ""))
+        result.notes.append(f"submission zip: {result.submission} ({rep.frames} frames of {rep.expressions} "
+                            f"expressions)" + (f"; upload it to {where}" if where else ""))
     _write_run_json(run_dir, config, acard, adapter, header, d, status="done", started=t0,
-                    extra={"samples": len(samples), "partial": partial,
+                    extra={"samples": len(samples), "partial": partial, "flags": flags,
                            "metrics": eval_summary["metrics"] if eval_summary else None,
                            "submission": str(result.submission) if result.submission else None})
+
+
+def count_flags(items: Any) -> dict[str, int]:
+    """``{flag: samples}`` over stored predictions whose diagnostics carry ``flags`` (e.g. ``no_seg``: the model
+    generated no ``[SEG]``, so the prediction is empty or null)."""
+    out: dict[str, int] = {}
+    for item in items:
+        diag = item.diagnostics if isinstance(item.diagnostics, dict) else {}
+        for f in diag.get("flags") or ():
+            out[str(f)] = out.get(str(f), 0) + 1
+    return out
 
 
 _SAMPLE_COUNT_KEYS = {"refvos": ("expressions",), "tsg": ("queries",), "res": ("sentences", "images")}
@@ -577,12 +654,14 @@ def _append_leaderboard(directory: str, card: Any, acard: Any, header: dict[str,
 
 
 def _already_listed(path: Path, rows: list[Any]) -> bool:
-    """Whether every row (same dataset, model, metric, value, run directory and fingerprint) is in ``path``."""
+    """Whether every row (same dataset, model, protocol, metric, value and fingerprint) is in ``path``: the same
+    result of the same model, whichever run directory or command (``run``, ``demo``) produced it, is listed once."""
     from refbench.leaderboard import format_value, read_rows
 
-    have = {(r.dataset, r.model, r.metric, r.value, r.source, r.fingerprint)
+    have = {(r.dataset, r.model, r.protocol, r.metric, r.value, r.fingerprint)
             for r in read_rows(path, strict=False) if r.kind == "reproduced"}
-    return all((r.dataset, r.model, r.metric, float(format_value(r.value)), r.source, r.fingerprint) in have for r in rows)
+    return all((r.dataset, r.model, r.protocol, r.metric, float(format_value(r.value)), r.fingerprint) in have
+               for r in rows)
 
 
 def _write_run_json(run_dir: Path, config: RunConfig, acard: Any, adapter: Adapter, header: dict[str, Any],

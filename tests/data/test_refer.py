@@ -176,7 +176,7 @@ def test_segmentation_rle_forms_agree() -> None:
     uncompressed = {"size": [h, w], "counts": runs}
     assert np.array_equal(segmentation_to_mask([uncompressed], h, w), single)
     assert not segmentation_to_mask([], h, w).any()
-    with pytest.raises(ValueError, match="decodes to"):
+    with pytest.raises(ValueError, match="differs from the frame size"):
         segmentation_to_mask(rles, h + 1, w)
     with pytest.raises(ValueError, match="neither a polygon nor an RLE"):
         segmentation_to_mask([7], h, w)

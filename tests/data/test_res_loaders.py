@@ -230,7 +230,7 @@ def test_reason_seg_seeded_faults(golden_copy: Path) -> None:
     bad = folder / "rs_0002.json"
     bad.write_text('{"text": ["x"], "shapes": [')
     loader = ReasonSegLoader(golden_copy / "reason_seg" / "ReasonSeg", "val")
-    with pytest.raises(DatasetError, match=r"rs_0002.json: invalid JSON"):
+    with pytest.raises(DatasetError, match=r"rs_0002.json:1: invalid JSON"):
         loader.samples()
     data = json.loads((folder / "rs_0003.json").read_text())
     del data["imageHeight"]

@@ -189,12 +189,12 @@ def test_mevis_check_finds_seeded_faults(tmp_path: Path) -> None:
         MevisLoader(tmp_path, "train").gt_masks(MevisLoader(tmp_path, "train").samples()[0])
 
     (base / "mask_dict.json").write_text("[1, 2")
-    assert _any(MevisLoader(tmp_path, "train").check(), str(base / "mask_dict.json"), "not valid JSON")
+    assert _any(MevisLoader(tmp_path, "train").check(), str(base / "mask_dict.json"), "invalid JSON")
 
     (base / "meta_expressions.json").write_text("{oops")
     problems = MevisLoader(tmp_path, "train").check()
     assert len(problems) == 1 and str(base / "meta_expressions.json") in problems[0]
-    with pytest.raises(DatasetError, match="meta_expressions.json.*not valid JSON"):
+    with pytest.raises(DatasetError, match="meta_expressions.json:1: invalid JSON"):
         MevisLoader(tmp_path, "train").samples()
 
     (base / "meta_expressions.json").unlink()

@@ -1,4 +1,7 @@
-"""Every golden expected value in shared/data, reproduced through the ``refbench eval`` command itself."""
+"""Every golden expected value in shared/data, reproduced through the ``refbench eval`` command itself.
+
+One scale: ``metrics`` are percent; ``details.official`` must equal the official script's printout exactly (its names,
+values and scale), and each metric must be that value x 100 (fraction printouts) or the value itself (percent)."""
 
 from __future__ import annotations
 
@@ -20,7 +23,12 @@ def _eval(tmp_path: Path, *args: str) -> dict:
     summary = json.loads(out.read_text())
     prov = summary["provenance"]
     assert prov["refbench_version"] and len(prov["annotation_sha256"]) == 64 and prov["annotation_files"]
+    assert summary["scale"] == "percent"
     return summary
+
+
+def _x100(values: dict) -> dict:
+    return {k: v * 100 for k, v in values.items()}
 
 
 def test_mevis_golden(shared_data, tmp_path):
@@ -31,12 +39,18 @@ def test_mevis_golden(shared_data, tmp_path):
     exp = json.loads((shared_data / "mevis_golden" / "expected.json").read_text())
     s = _eval(tmp_path, "--dataset", "mevis_val_u", "--root", str(tmp_path / "mevis"),
               "--pred", str(shared_data / "mevis_golden" / "predictions"), "--missing", "official")
-    assert s["metrics"] == exp["global"]
-    assert s["counts"]["official"] == 2 and s["scale"] == "fraction"
+    official = s["details"]["official"]
+    assert official["values"] == exp["global"] and official["scale"] == "fraction"  # eval_mevis.py's J, F, J&F
+    assert s["metrics"] == _x100(exp["global"])
+    assert s["counts"]["official"] == 2
+    # 15 expressions of the 793 of the official split: labelled partial, with the reason
+    assert s["partial"] is True and "has 6 videos, 15 expressions; the official split has 50 videos, 793 " \
+        "expressions" in s["partial_reasons"][0]
+    assert s["partial_reasons"][1] == "2 of 15 samples have no prediction and were scored by --missing official"
     # without --missing the absent cows folder is a one-line error naming it
     r = CliRunner().invoke(main, ["eval", "--dataset", "mevis_val_u", "--root", str(tmp_path / "mevis"),
                                  "--pred", str(shared_data / "mevis_golden" / "predictions")])
-    assert r.exit_code == 1 and "cows" in r.output and len(r.output.strip().splitlines()) == 1
+    assert r.exit_code == 2 and "cows" in r.output and len(r.output.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("values,expected", [("official", "expected.json"), ("binary", "expected_binary.json")])
@@ -46,6 +60,7 @@ def test_revos_golden(shared_data, tmp_path, values, expected):
     s = _eval(tmp_path, "--dataset", "revos_val", "--root", str(root), "--pred", str(root / "predictions"),
               "--missing", "official", "--values", values)
     m = s["metrics"]
+    assert s["details"]["official"]["values"] == exp and s["details"]["official"]["scale"] == "percent"
     for cat, label in (("referring", "referring"), ("reason", "reasoning"), ("overall", "overall")):
         for k in ("J", "F", "A", "R"):
             assert m[f"{k} ({label})"] == exp[cat][k], (cat, k)
@@ -58,7 +73,10 @@ def test_davis_semi_golden(shared_data, tmp_path):
     s = _eval(tmp_path, "--dataset", "davis17_val", "--root", str(root), "--pred", str(root / "predictions" / "osvos"),
               "--protocol", "davis_semi")
     g = exp["global"]
-    assert s["metrics"]["J&F"] == g["J&F-Mean"] and s["metrics"]["J"] == g["J-Mean"] and s["metrics"]["F"] == g["F-Mean"]
+    assert s["details"]["official"]["values"]["global"] == g and s["details"]["official"]["scale"] == "fraction"
+    m = s["metrics"]
+    assert (m["J&F"], m["J"], m["F"]) == (g["J&F-Mean"] * 100, g["J-Mean"] * 100, g["F-Mean"] * 100)
+    assert (m["J-Recall"], m["F-Decay"]) == (g["J-Recall"] * 100, g["F-Decay"] * 100)
 
 
 def test_charades_lmms_and_timechat_golden(shared_data, tmp_path):
@@ -68,12 +86,17 @@ def test_charades_lmms_and_timechat_golden(shared_data, tmp_path):
     pred.write_text(json.dumps({qid: v["text"] for qid, v in texts.items()}))
     exp = json.loads((root / "expected_lmms.json").read_text())
     s = _eval(tmp_path, "--dataset", "charades_sta_test", "--root", str(root), "--pred", str(pred), "--subset", "predicted")
-    assert s["metrics"] == {k: exp[k] for k in ("R@0.3", "R@0.5", "R@0.7", "mIoU")}
+    assert s["metrics"] == {k: exp[k] for k in ("R@0.3", "R@0.5", "R@0.7", "mIoU")}  # percent, as printed
+    assert s["details"]["official"] == {"scale": "percent", "values": exp["raw_metrics"],  # lmms-eval's names
+                                        "metrics": {"R@0.3": "IOU@3", "R@0.5": "IOU@5", "R@0.7": "IOU@7",
+                                                    "mIoU": "mIOU"}}
     assert s["counts"]["scored"] == 500 and s["counts"]["unparsed"] == 280
     exp_tc = json.loads((root / "expected_timechat.json").read_text())
     s = _eval(tmp_path, "--dataset", "charades_sta_test", "--root", str(root), "--pred",
               str(root / "timechat_example_pred.json"), "--subset", "predicted", "--protocol", "timechat")
     assert s["metrics"] == {k: exp_tc[k] for k in ("R@0.3", "R@0.5", "R@0.7")}
+    printed = dict(line.split(": ") for line in exp_tc["stdout"][1:])  # "IOU 0.3: 9.0"
+    assert s["details"]["official"]["values"] == {k: float(v) for k, v in printed.items()}
 
 
 @pytest.mark.parametrize("split", ["val", "testA", "testB"])
@@ -84,7 +107,10 @@ def test_refcoco_golden(shared_data, tmp_path, split, protocol):
     want = exp["refcoco_unc"][split] if protocol == "lisa" else exp["sa2va"][split]
     s = _eval(tmp_path, "--dataset", f"refcoco_{split}", "--root", str(root), "--pred",
               str(root / "predictions_refcoco_unc.json"), "--unknown", "ignore", "--protocol", protocol)
-    assert s["metrics"]["cIoU"] == want["cIoU"] and s["metrics"]["gIoU"] == want["gIoU"]
+    names = {"lisa": ("ciou", "giou"), "sa2va": ("CIoU", "GIoU")}[protocol]
+    assert s["details"]["official"]["values"] == {names[0]: want["cIoU"], names[1]: want["gIoU"]}
+    assert s["details"]["official"]["scale"] == "fraction"
+    assert s["metrics"]["cIoU"] == want["cIoU"] * 100 and s["metrics"]["gIoU"] == want["gIoU"] * 100
 
 
 def test_reasonseg_golden(shared_data, tmp_path):
@@ -92,11 +118,12 @@ def test_reasonseg_golden(shared_data, tmp_path):
     exp = json.loads((root / "expected.json").read_text())["reason_seg_val"]
     s = _eval(tmp_path, "--dataset", "reasonseg_val", "--root", str(root / "reason_seg" / "ReasonSeg"), "--pred",
               str(root / "predictions_reasonseg_val.json"))
-    assert s["metrics"]["cIoU"] == exp["cIoU"] and s["metrics"]["gIoU"] == exp["gIoU"]
+    assert s["details"]["official"]["values"] == {"ciou": exp["cIoU"], "giou": exp["gIoU"]}
+    assert s["metrics"]["cIoU"] == exp["cIoU"] * 100 and s["metrics"]["gIoU"] == exp["gIoU"] * 100
 
 
 def test_server_only_dataset_is_refused(tmp_path):
     pred = tmp_path / "p.json"
     pred.write_text("{}")
     r = CliRunner().invoke(main, ["eval", "--dataset", "mevis_val", "--root", str(tmp_path), "--pred", str(pred)])
-    assert r.exit_code == 1 and "not public" in r.output
+    assert r.exit_code == 2 and "not public" in r.output

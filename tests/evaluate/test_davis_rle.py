@@ -39,7 +39,9 @@ def test_golden_osvos_as_rle_json(shared_data, tmp_path):
     assert a.metrics == b.metrics
     assert [r["J-Mean"] for r in a.per_sample] == [r["J-Mean"] for r in b.per_sample]
     g = json.loads((root / "expected_semi.json").read_text())["global"]  # davis2017-evaluation's own numbers
-    assert (b.metrics["J&F"], b.metrics["J"], b.metrics["F"]) == (g["J&F-Mean"], g["J-Mean"], g["F-Mean"])
+    assert b.details["official"]["values"]["global"] == g
+    assert (b.metrics["J&F"], b.metrics["J"], b.metrics["F"]) == (g["J&F-Mean"] * 100, g["J-Mean"] * 100,
+                                                                  g["F-Mean"] * 100)
 
 
 def test_sequence_rle_errors(shared_data, tmp_path):

@@ -46,13 +46,14 @@ def test_lmms_eval_golden(shared_data: Path, loader, texts: dict, tmp_path: Path
     pred = _write(tmp_path / "texts.json", {qid: v["text"] for qid, v in texts.items()})
     res = evaluate_grounding(CARD, loader, pred, subset="predicted")
     assert res.protocol == "lmms-eval" and res.scale == "percent"
-    assert res.metrics == {k: expected[k] for k in ("R@0.3", "R@0.5", "R@0.7", "mIoU")}
+    assert res.metrics == {k: expected[k] for k in ("R@0.3", "R@0.5", "R@0.7", "mIoU")}  # percent, unchanged
+    assert res.details["official"]["values"] == expected["raw_metrics"]  # lmms-eval's own names and values
     assert res.counts["scored"] == expected["n_queries"] == 500
     assert res.counts["unparsed"] == 280 and res.counts["missing"] == 0
     assert res.counts["not_in_subset"] == 3720 - 500
     rows = {r["qid"]: r for r in res.per_sample}
     for qid, want in expected["per_qid"].items():
-        assert rows[qid]["iou"] == want["iou"]
+        assert rows[qid]["iou"] == want["iou"] * 100  # percent (the raw IoUs: tests/metrics/test_tsg.py)
         parsed = [rows[qid]["pred_start"], rows[qid]["pred_end"]] if rows[qid]["parsed"] else None
         assert parsed == (want["parsed"][0] if want["parsed"] else None)
         assert rows[qid]["video"] + ".mp4" == texts[qid]["vid"] and rows[qid]["query"] == texts[qid]["query"]
@@ -64,6 +65,8 @@ def test_timechat_golden(shared_data: Path, loader) -> None:
     pred = shared_data / "charades_sta" / "timechat_example_pred.json"
     res = evaluate_grounding(CARD, loader, pred, protocol="timechat", subset="predicted")
     assert res.metrics == {k: expected[k] for k in ("R@0.3", "R@0.5", "R@0.7")}
+    assert res.details["official"]["values"] == {"IOU 0.3": 9.0, "IOU 0.5": 3.4, "IOU 0.7": 1.4}
+    assert [f"{k}: {v}" for k, v in res.details["official"]["values"].items()] == expected["stdout"][1:]
     assert res.counts["scored"] == expected["n_queries"]
     assert res.reference["repo"] == "RenShuhuai-Andy/TimeChat"
 

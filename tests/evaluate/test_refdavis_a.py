@@ -266,13 +266,13 @@ def test_merged_sets_follow_referformer(refdavis):
 
 def test_oracle_scores_one_per_set(refdavis):
     res = evaluate_video(None, refdavis["loader"], refdavis["oracle_dir"], protocol="refdavis_a")
-    assert res.protocol == "refdavis_a" and res.scale == "fraction"
+    assert res.protocol == "refdavis_a" and res.scale == "percent"
     assert res.reference["repo"] == "wjn922/ReferFormer"
     for k in SETS:
-        assert res.metrics[f"J&F (anno_{k})"] == 1.0
-        assert res.metrics[f"J (anno_{k})"] == 1.0 and res.metrics[f"F (anno_{k})"] == 1.0
-        assert res.details["sets"][f"anno_{k}"]["J-Recall"] == 1.0
-    assert (res.metrics["J"], res.metrics["F"], res.metrics["J&F"]) == (1.0, 1.0, 1.0)
+        assert res.metrics[f"J&F (anno_{k})"] == 100.0
+        assert res.metrics[f"J (anno_{k})"] == 100.0 and res.metrics[f"F (anno_{k})"] == 100.0
+        assert res.details["official"]["values"][f"anno_{k}"]["global"]["J-Recall"] == 1.0  # as printed
+    assert (res.metrics["J"], res.metrics["F"], res.metrics["J&F"]) == (100.0, 100.0, 100.0)
     n_obj = sum(VIDEOS.values())
     assert res.counts == {"samples": 4 * n_obj, "scored": 4 * n_obj, "missing": 0, "filled": 0, "official": 0,
                           "objects": 4 * n_obj, "sets": 4}
@@ -286,22 +286,29 @@ def test_matches_independent_reference(refdavis, perturbed_result):
     res = perturbed_result
     ref = reference_sets(refdavis["loader"], refdavis["gts"], refdavis["perturbed"])
     rows = {r["key"]: r for r in res.per_sample}
+    official = res.details["official"]
+    assert official["scale"] == "fraction" and list(official["values"]) == [f"anno_{k}" for k in SETS]
     for k in SETS:
         table, per_object, _maps = ref[k]
-        assert res.details["sets"][f"anno_{k}"] == table
-        assert res.metrics[f"J&F (anno_{k})"] == table["J&F-Mean"]
-        assert res.metrics[f"J (anno_{k})"] == table["J-Mean"] and res.metrics[f"F (anno_{k})"] == table["F-Mean"]
+        printed = official["values"][f"anno_{k}"]
+        assert printed["global"] == table  # eval_davis.py's global table of this set, exactly
+        assert printed["per_sequence"] == {n: {"J-Mean": w["J-Mean"], "F-Mean": w["F-Mean"]}
+                                           for n, w in per_object.items()}
+        assert res.metrics[f"J&F (anno_{k})"] == table["J&F-Mean"] * 100
+        assert res.metrics[f"J (anno_{k})"] == table["J-Mean"] * 100
+        assert res.metrics[f"F (anno_{k})"] == table["F-Mean"] * 100
         assert [key for key in rows if key.startswith(f"anno_{k}/")] == [f"anno_{k}/{n}" for n in per_object]
         for name, want in per_object.items():
             row = rows[f"anno_{k}/{name}"]
             assert (row["proposal"], row["gt_object"]) == (want["proposal"], want["gt"])
             for col in ("J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"):
-                assert row[col] == want[col], (k, name, col)
-    for metric, col in (("J", "J-Mean"), ("F", "F-Mean"), ("J&F", "J&F-Mean")):
-        assert res.metrics[metric] == float(np.mean([ref[k][0][col] for k in SETS]))
+                assert row[col] == want[col] * 100, (k, name, col)
+    for metric, col in (("J", "J-Mean"), ("F", "F-Mean"), ("J&F", "J&F-Mean")):  # refbench's mean of the 4 sets
+        assert res.metrics[metric] == float(np.mean([ref[k][0][col] for k in SETS])) * 100
+        assert metric not in official["metrics"]  # not in the printout
     # set 1's overlaps lie on the earlier object, so the first-object-wins merge restores the GT exactly
     # (a later-object-wins merge would not)
-    assert res.metrics["J&F (anno_1)"] == 1.0
+    assert res.metrics["J&F (anno_1)"] == 100.0
     masks = [refdavis["perturbed"][("bike", s.exp_id)] for s in refdavis["loader"].annotator_objects("bike", 1)]
     later_wins = np.zeros((T, H, W), np.uint8)
     for i, m in enumerate(masks):
@@ -343,7 +350,7 @@ def test_card_default_protocol(refdavis):
 
     card = dataset_card("refdavis17_val")
     res = evaluate_video(card, refdavis["loader"], refdavis["oracle_dir"], workers=1)
-    assert res.protocol == "refdavis_a" and res.metrics["J&F"] == 1.0
+    assert res.protocol == "refdavis_a" and res.metrics["J&F"] == 100.0
     assert res.details["convention"]["repo"] == "wjn922/ReferFormer"
     assert res.details["scorer"]["file"] == "davis2017/evaluation.py"
 

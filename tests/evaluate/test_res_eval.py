@@ -60,9 +60,13 @@ def test_refcoco_golden(split: str, protocol: str, roots, golden: Path, expected
     res = evaluate_res(card, loader, golden / "predictions_refcoco_unc.json", protocol=protocol,
                        unknown="ignore", device=device)
     want = expected["refcoco_unc" if protocol == "lisa" else "sa2va"][split]
-    assert res.metrics == {"cIoU": want["cIoU"], "gIoU": want["gIoU"]}
+    names = {"lisa": ("ciou", "giou"), "sa2va": ("CIoU", "GIoU")}[protocol]
+    # the printout exactly (float32 values as the scripts return them), the metrics x 100 in float64
+    assert res.details["official"]["values"] == {names[0]: want["cIoU"], names[1]: want["gIoU"]}
+    assert res.details["official"]["scale"] == "fraction"
+    assert res.metrics == {"cIoU": want["cIoU"] * 100, "gIoU": want["gIoU"] * 100}
     assert all(type(v) is float for v in res.metrics.values())
-    assert res.scale == "fraction" and res.protocol == protocol
+    assert res.scale == "percent" and res.protocol == protocol
     per_sentence = expected["refcoco_unc"][split]["per_sentence"]
     assert res.counts["scored"] == len(per_sentence) == len(res.per_sample)
     assert res.counts["ignored_unknown"] == 21 - len(per_sentence)
@@ -74,7 +78,7 @@ def test_refcoco_golden(split: str, protocol: str, roots, golden: Path, expected
 def test_default_protocol_is_card_lisa(roots, golden: Path, expected: dict) -> None:
     card, loader = _loader("refcoco_testA", roots)
     res = evaluate_res(card, loader, golden / "predictions_refcoco_unc.json", unknown="ignore")
-    assert res.protocol == "lisa" and res.metrics["gIoU"] == expected["refcoco_unc"]["testA"]["gIoU"]
+    assert res.protocol == "lisa" and res.metrics["gIoU"] == expected["refcoco_unc"]["testA"]["gIoU"] * 100
 
 
 def test_sa2va_none(roots, golden: Path, expected: dict, tmp_path: Path) -> None:
@@ -85,7 +89,8 @@ def test_sa2va_none(roots, golden: Path, expected: dict, tmp_path: Path) -> None
     pred = _write(tmp_path / "none.json", data)
     res = evaluate_res(card, loader, pred, protocol="sa2va")
     want = expected["sa2va"]["testA_with_none"]
-    assert res.metrics == {"cIoU": want["cIoU"], "gIoU": want["gIoU"]}
+    assert res.details["official"]["values"] == {"CIoU": want["cIoU"], "GIoU": want["gIoU"]}
+    assert res.metrics == {"cIoU": want["cIoU"] * 100, "gIoU": want["gIoU"] * 100}
     assert res.counts["null_skipped"] == 1 and res.counts["null_as_empty"] == 0 and res.counts["scored"] == 5
     assert next(r for r in res.per_sample if r["sample_id"] == "1314")["skipped"] is True
     lisa = evaluate_res(card, loader, pred, protocol="lisa")
@@ -100,7 +105,8 @@ def test_reason_seg_golden(roots, golden: Path, expected: dict, device: str) -> 
     card, loader = _loader("reasonseg_val", roots)
     res = evaluate_res(card, loader, golden / "predictions_reasonseg_val.json", device=device)
     want = expected["reason_seg_val"]
-    assert res.metrics == {"cIoU": want["cIoU"], "gIoU": want["gIoU"]}
+    assert res.details["official"]["values"] == {"ciou": want["cIoU"], "giou": want["gIoU"]}
+    assert res.metrics == {"cIoU": want["cIoU"] * 100, "gIoU": want["gIoU"] * 100}
     for row in res.per_sample:
         ref = want["per_image"][row["sample_id"]]
         assert (row["I"], row["U"]) == (ref["I"], ref["U"])
@@ -154,7 +160,7 @@ def test_uncompressed_rle_decodes(tmp_path: Path) -> None:
     got = preds.mask("a", 3, 4)
     assert got is not None and np.array_equal(got, mask)
     assert preds.is_null("b") and preds.mask("b", 3, 4) is None
-    with pytest.raises(PredictionError, match="run lengths sum"):
+    with pytest.raises(PredictionError, match="runs add up to 3 pixels"):
         RESPredictions(_write(tmp_path / "v.json", {"a": {"size": [3, 4], "counts": [1, 2]}})).mask("a", 3, 4)
 
 

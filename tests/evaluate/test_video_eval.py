@@ -1,4 +1,7 @@
-"""evaluate_video against the golden outputs of the official MeViS, ReVOS and DAVIS evaluators."""
+"""evaluate_video against the golden outputs of the official MeViS, ReVOS and DAVIS evaluators.
+
+Results are percent; ``details["official"]`` must equal the official printout exactly, and each metric / per-sample
+score must be its official value x 100 (fraction printouts) or the value itself (ReVOS)."""
 
 from __future__ import annotations
 
@@ -54,12 +57,16 @@ def _copy_preds(src: Path, dst: Path) -> Path:
 
 def test_mevis_official_matches_golden(mevis, mevis_official):
     res, exp = mevis_official, mevis["expected"]
-    assert res.protocol == "mevis" and res.scale == "fraction"
+    assert res.protocol == "mevis" and res.scale == "percent"
     assert res.reference["repo"] == "henghuiding/MeViS"
     assert [r["key"] for r in res.per_sample] == list(exp["per_expression"])  # meta order
     for row in res.per_sample:
-        assert [row["J"], row["F"]] == exp["per_expression"][row["key"]]
-    assert res.metrics == exp["global"]  # exact: reduced in meta order
+        j, f = exp["per_expression"][row["key"]]
+        assert [row["J"], row["F"]] == [j * 100, f * 100]
+    # exact: reduced in meta order; the printout as eval_mevis.py prints it, the metrics x 100
+    assert res.details["official"] == {"scale": "fraction", "values": exp["global"],
+                                       "metrics": {"J": "J", "F": "F", "J&F": "J&F"}}
+    assert res.metrics == {k: v * 100 for k, v in exp["global"].items()}
     assert res.counts == {"samples": 15, "scored": 13, "missing": 2, "filled": 0, "official": 2}
     assert res.details["missing_videos"] == ["cows_0", "cows_1"]
 
@@ -83,10 +90,11 @@ def test_mevis_missing_empty_scores_empty_masks(mevis):
         per[f"cows_{exp_id}"] = [float(np.mean(empty))] * 2
     rows = {r["key"]: r for r in res.per_sample}
     for key, (j, f) in per.items():
-        assert (rows[key]["J"], rows[key]["F"]) == (j, f)
+        assert (rows[key]["J"], rows[key]["F"]) == (j * 100, f * 100)
     j = float(np.mean([v[0] for v in per.values()]))
     f = float(np.mean([v[1] for v in per.values()]))
-    assert res.metrics == {"J": j, "F": f, "J&F": (j + f) / 2}
+    assert res.details["official"]["values"] == {"J": j, "F": f, "J&F": (j + f) / 2}
+    assert res.metrics == {"J": j * 100, "F": f * 100, "J&F": (j + f) / 2 * 100}
 
 
 def test_mevis_zip_gives_identical_results(mevis, mevis_official, tmp_path):
@@ -193,7 +201,7 @@ def test_revos_matches_golden(shared_data, values, fname):
     res = evaluate_video(dataset_card("revos_val"), RevosLoader(gold), gold / "predictions",
                          missing="official", values=values)
     assert res.scale == "percent" and res.protocol == "revos"
-    assert res.details["summary"] == exp["summary"]
+    assert res.details["official"]["values"] == exp["summary"] and res.details["official"]["scale"] == "percent"
     assert res.metrics["J&F"] == exp["summary"]["overall"]["JF"]
     assert res.metrics["J&F (reasoning)"] == exp["summary"]["reason"]["JF"]
     assert res.metrics["A (referring)"] == exp["summary"]["referring"]["A"]
@@ -209,12 +217,15 @@ def test_revos_matches_golden(shared_data, values, fname):
 
 
 def _check_davis(res, exp, order):
-    assert res.scale == "fraction"
+    assert res.scale == "percent" and res.details["official"]["scale"] == "fraction"
     assert [r["key"] for r in res.per_sample] == order
+    printed = res.details["official"]["values"]["per_sequence"]  # the per-sequence table, as printed
+    assert list(printed) == order
     for row in res.per_sample:
         want = exp["per_object"][row["key"]]
+        assert printed[row["key"]] == {"J-Mean": want["J-Mean"], "F-Mean": want["F-Mean"]}
         for col in ("J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"):
-            assert row[col] == want[col], (row["key"], col)
+            assert row[col] == want[col] * 100, (row["key"], col)
 
 
 def test_davis_semi_matches_golden(shared_data):
@@ -222,8 +233,9 @@ def test_davis_semi_matches_golden(shared_data):
     exp = json.loads((gold / "expected_semi.json").read_text())
     res = evaluate_video(dataset_card("davis17_val"), DavisLoader(gold), gold / "predictions" / "osvos")
     _check_davis(res, exp, exp["object_order"])
-    assert res.details["global"] == exp["global"]
-    assert res.metrics["J&F"] == exp["global"]["J&F-Mean"] and res.metrics["J-Decay"] == exp["global"]["J-Decay"]
+    assert res.details["official"]["values"]["global"] == exp["global"]
+    g = exp["global"]
+    assert res.metrics["J&F"] == g["J&F-Mean"] * 100 and res.metrics["J-Decay"] == g["J-Decay"] * 100
     assert res.counts["objects"] == 13 and res.counts["scored"] == 13
 
 
@@ -249,7 +261,7 @@ def test_davis_unsup_subset_matches_golden(shared_data, tmp_path):
     # global over the subset = the official formula on the expected per-object rows
     rows = [exp["per_object"][k] for k in order]
     cols = {c: float(np.mean([r[c] for r in rows])) for c in GLOBAL_COLUMNS if c != "J&F-Mean"}
-    assert res.details["global"] == {"J&F-Mean": (cols["J-Mean"] + cols["F-Mean"]) / 2, **cols}
+    assert res.details["official"]["values"]["global"] == {"J&F-Mean": (cols["J-Mean"] + cols["F-Mean"]) / 2, **cols}
 
 
 def test_mevis_processes_equal_one_process(mevis, tmp_path):

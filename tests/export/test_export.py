@@ -106,8 +106,10 @@ def test_mevis_golden_round_trip(shared_data, tmp_path):
     assert zipped.metrics["J&F"] == direct.metrics["J&F"]
     assert zipped.metrics == direct.metrics
     # and the official values: cows has a target in every frame, so empty masks score the official [0, 0]
-    assert {k: list(v) for k, v in z_rows.items()} == expected["per_expression"]
-    assert zipped.metrics == expected["global"]
+    assert {k: list(v) for k, v in z_rows.items()} == {k: [j * 100, f * 100]
+                                                       for k, (j, f) in expected["per_expression"].items()}
+    assert zipped.details["official"]["values"] == expected["global"]
+    assert zipped.metrics == {k: v * 100 for k, v in expected["global"].items()}
 
     with zipfile.ZipFile(out) as zf:
         names = zf.namelist()
@@ -323,7 +325,7 @@ def test_argument_checks(tmp_path):
     root, videos, _ = _refytvos_root(tmp_path)
     pred = _write_preds(tmp_path / "pred", videos, {v: (24, 40) if i == 0 else (30, 50)
                                                     for i, v in enumerate(videos)})
-    assert FORMATS == ("mevis", "refytvos", "davis")
+    assert FORMATS == ("mevis", "refytvos", "davis", "ytvos")
     with pytest.raises(ValueError, match="no submission format"):
         export_submission("mevis_val_u", pred, tmp_path / "a.zip", root=root)
     with pytest.raises(ValueError, match="unknown submission format"):

@@ -1,4 +1,4 @@
-"""Per-frame J and F against an independent reference built from the definition in PROTOCOLS.md §1-2.
+"""Per-frame J and F against an independent reference built from the definition in docs/protocols.md#per-frame-j-and-f.
 
 The reference is written from the definition with numpy and OpenCV (cv2.dilate with an explicit disk
 footprint, the operation the official davis2017-evaluation code performs); refbench computes the same sets on

@@ -81,7 +81,7 @@ def test_rle_source_reads_indexed_and_whole_files_alike(tmp_path):
 
 @pytest.mark.parametrize("text,match", [
     ("[]", "expected a non-empty object"), ("{}", "expected a non-empty object"), ('{"a": 1}', "mixes"),
-    ('{"a": {"0": 1}}', "is not a list"), ('{"a": {"0": []}, "b": []}', "mixes"), ("{", "not valid JSON"),
+    ('{"a": {"0": 1}}', "is not a list"), ('{"a": {"0": []}, "b": []}', "mixes"), ("{", "bad.json:1: invalid JSON"),
     ('{"zz_0": []}', "is not a <video>_<exp_id>"), ('{"../x": {"0": []}}', "not a valid"),
 ])
 def test_rle_source_errors_name_the_file(tmp_path, text, match):
@@ -90,3 +90,29 @@ def test_rle_source_errors_name_the_file(tmp_path, text, match):
     with pytest.raises(PredictionError, match=match) as info:
         RleJsonSource(path, {"a_0": ("a", "0")})
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("text,key", [
+    ('{"a": {"0": []}, "a": {"1": []}}', "a"),                      # an indexed video twice
+    ('{"a": {"0": [], "0": [null]}}', "0"),                         # an indexed expression twice
+    ('{"a": {"0": [{"size": [1, 1], "counts": "1", "size": [1, 1]}]}}', "size"),  # inside a value
+])
+def test_indexed_files_refuse_duplicate_keys_as_load_json_does(tmp_path, text, key):
+    """The index is as strict as refbench.files.load_json: the same one-line message, whatever level."""
+    path = tmp_path / "dup.json"
+    path.write_text(text)
+    with pytest.raises(PredictionError) as info:
+        RleJsonSource(path, {})
+    assert str(info.value) == (f"{path}: key {key!r} appears twice in one object; prediction file must name each "
+                               "key once")
+
+
+def test_indexed_files_deep_nesting_and_fifo(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": {"0": ' + "[" * 200_000 + "]" * 200_000 + "}}")
+    with pytest.raises(PredictionError, match="nested too deeply"):
+        RleJsonSource(deep, {})
+    fifo = tmp_path / "p.json"
+    os.mkfifo(fifo)
+    with pytest.raises(PredictionError, match="is a FIFO, not a regular file"):
+        RleJsonSource(fifo, {})

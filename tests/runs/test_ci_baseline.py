@@ -1,9 +1,11 @@
 """The CI drift gate: the baselines, run on every CI run, must reproduce `.ci/baseline.json` exactly.
 
 The scorers are exact and the demo is generated deterministically, so the file's tolerance is 0 (two independent
-runs, each generating its own demo, gave bit-identical metrics on every entry). The demo part needs no data; the
-golden part runs on the files in shared/data and skips where they are absent. After an intended change in scores,
-refresh the file with ``refbench regress --write --baseline .ci/baseline.json --run ...`` and say why in the commit.
+runs, each generating its own demo, gave bit-identical metrics on every entry). Values are percent, as every
+summary ("scale": "percent"; the one-scale rewrite multiplied the MeViS and RES entries by 100 exactly and left the
+others unchanged). The demo part needs no data; the golden part runs on the files in shared/data and skips where
+they are absent. After an intended change in scores, refresh the file with ``python .ci/refresh_baseline.py OUT``
+(these runs, then ``refbench regress --write --tolerance 0``), twice, compare the two, and say why in the commit.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def demo_runs(demo_base, tmp_path_factory) -> list[RunScores]:
 
 def test_baseline_file_lists_exactly_the_ci_runs(baseline):
     assert set(baseline["entries"]) == DEMO_KEYS | GOLDEN_KEYS
-    assert baseline["tolerance"] == 0.0
+    assert baseline["tolerance"] == 0.0 and baseline["scale"] == "percent"
     assert all(not e.get("tolerance") for e in baseline["entries"].values())  # every metric is bit-stable
 
 

@@ -36,19 +36,24 @@ def test_demo_command_whole_path_then_resume(demo_env):
     runs = _by_run(doc)
     assert list(runs) == list(DEMO_RUNS)
     for (dataset, model), r in runs.items():
-        run_dir = Path(r["run_dir"])
-        assert run_dir == Path("runs") / "demo" / dataset / model
+        run_dir = Path(r["run_dir"])  # named as `refbench run` names it: runs/<dataset>/<model>-<fingerprint>
+        assert run_dir.parent == Path("runs") / dataset and run_dir.name.startswith(f"{model}-")
         assert (r["predicted"], r["reused"]) == (r["total"], 0)
         if r["metrics"] is not None:  # --json carries exactly what the run directory's summary says
             summary = json.loads((run_dir / "summary.json").read_text())
             assert r["metrics"] == summary["metrics"]
             assert (r["scale"], r["protocol"]) == (summary["scale"], summary["protocol"])
 
-    # the oracle is the sanity row: perfect under every protocol, in each summary's own scale
-    assert runs["demo_mevis_val_u", "oracle"]["metrics"]["J&F"] == 1.0
+    # the oracle is the sanity row: perfect under every protocol, all in percent
+    assert runs["demo_mevis_val_u", "oracle"]["metrics"]["J&F"] == 100.0
     assert runs["demo_charades_test", "oracle"]["metrics"]["mIoU"] == 100.0
-    assert runs["demo_refcoco_val", "oracle"]["metrics"]["cIoU"] == 1.0
-    assert runs["demo_mevis_val_u", "prior"]["metrics"]["J&F"] < 1.0  # the blind prior is not
+    assert runs["demo_refcoco_val", "oracle"]["metrics"]["cIoU"] == 100.0
+    assert runs["demo_mevis_val_u", "prior"]["metrics"]["J&F"] < 100.0  # the blind prior is not
+    assert {r["scale"] for r in doc["runs"] if r["metrics"]} == {"percent"}
+    # one screen, one scale: every metric line says percent, printed with two decimals
+    lines = [ln for ln in first.output.splitlines() if ln.startswith(("prior ", "oracle "))]
+    assert len(lines) == len(DEMO_RUNS) and all("(percent)" in ln for ln in lines[:-1])
+    assert "J&F 0.99" in first.output and "R@0.3 58.33" in first.output and "cIoU 5.82" in first.output
 
     # no public ground truth: no scores, a submission zip with one PNG per frame of every expression
     sub = runs["demo_mevis_val", "prior"]
@@ -68,7 +73,7 @@ def test_demo_command_whole_path_then_resume(demo_env):
     assert len(rows) == sum(len(r["metrics"]) for r in scored)
     assert {r.value for r in rows if r.model == "oracle" and r.metric in ("J&F", "mIoU", "cIoU")} == {100.0}
     for dataset in ("demo_mevis_val_u", "demo_charades_test", "demo_refcoco_val"):
-        assert f"{dataset}  (percent" in first.output
+        assert f"{dataset}, protocol " in first.output
 
     # a second invocation resumes: every sample reused, identical metrics, no duplicate leaderboard rows
     second, seconds2 = _demo("--json", "second.json")
@@ -83,6 +88,17 @@ def test_demo_command_whole_path_then_resume(demo_env):
     assert "already stored" in second.output
     assert len(read_rows(board)) == len(rows)
     assert "not appended again" in second.output
+
+    # `refbench run` of a demo model names the same run alike: the demo's run directory, no second set of rows
+    r = CliRunner().invoke(main, ["run", "--model", "prior", "--dataset", "demo_mevis_val_u"])
+    assert r.exit_code == 0, r.output
+    assert f"run dir {runs['demo_mevis_val_u', 'prior']['run_dir']}" in r.output and "0 predicted" in r.output
+    assert "rows are already in" in r.output
+    assert len(read_rows(board)) == len(rows)
+    # even from another directory: the same model, fingerprint and result is listed once
+    r = CliRunner().invoke(main, ["run", "--model", "oracle", "--dataset", "demo_refcoco_val", "--out", "elsewhere"])
+    assert r.exit_code == 0 and "rows are already in" in r.output, r.output
+    assert len(read_rows(board)) == len(rows)
 
 
 def test_demo_command_rejects_old_seed_option(demo_env):

@@ -71,15 +71,16 @@ def test_baselines_on_every_demo_task(demo_env, tmp_path):
         for ds in ("demo_mevis_val_u", "demo_charades_test", "demo_refcoco_val"):
             res = run(RunConfig(model=model, dataset=ds, out=str(tmp_path / model / ds)))
             o[model, ds] = res.summary["metrics"]
-    assert o["oracle", "demo_mevis_val_u"] == {"J": 1.0, "F": 1.0, "J&F": 1.0}
+    # one scale: every summary in percent
+    assert o["oracle", "demo_mevis_val_u"] == {"J": 100.0, "F": 100.0, "J&F": 100.0}
     assert o["oracle", "demo_charades_test"] == {"R@0.3": 100.0, "R@0.5": 100.0, "R@0.7": 100.0, "mIoU": 100.0}
-    # LISA's per-sample IoU is I / (U + 1e-5) (train_ds.py validate), so the GT itself scores gIoU just below 1
-    assert o["oracle", "demo_refcoco_val"]["cIoU"] == 1.0
-    assert 1 - 1e-5 < o["oracle", "demo_refcoco_val"]["gIoU"] < 1.0
+    # LISA's per-sample IoU is I / (U + 1e-5) (train_ds.py validate), so the GT itself scores gIoU just below 100
+    assert o["oracle", "demo_refcoco_val"]["cIoU"] == 100.0
+    assert 100 - 1e-3 < o["oracle", "demo_refcoco_val"]["gIoU"] < 100.0
     frac = _gt_empty_fraction("demo_mevis_val_u")
     assert 0 < frac < 1
-    assert o["empty", "demo_mevis_val_u"]["J"] == pytest.approx(frac, abs=1e-12)
-    assert o["empty", "demo_mevis_val_u"]["F"] == pytest.approx(frac, abs=1e-12)
+    assert o["empty", "demo_mevis_val_u"]["J"] == pytest.approx(100 * frac, abs=1e-10)
+    assert o["empty", "demo_mevis_val_u"]["F"] == pytest.approx(100 * frac, abs=1e-10)
     assert o["empty", "demo_charades_test"] == {"R@0.3": 0.0, "R@0.5": 0.0, "R@0.7": 0.0, "mIoU": 0.0}
     assert o["empty", "demo_refcoco_val"] == {"cIoU": 0.0, "gIoU": 0.0}
     # the prior learned something on the skewed demo spans
@@ -98,16 +99,16 @@ def test_oracle_predictions_score_100_under_every_protocol(demo_env, tmp_path):
     run(RunConfig(model="oracle", dataset="demo_refcoco_val", out=str(d)))
     for protocol in ("lisa", "sa2va", "exact"):
         res, _ = evaluate("demo_refcoco_val", d / "predictions.json", protocol=protocol)
-        assert res.metrics["cIoU"] == 1.0, protocol
+        assert res.metrics["cIoU"] == 100.0, protocol
         if protocol == "exact":
-            assert res.metrics["gIoU"] == 1.0
+            assert res.metrics["gIoU"] == 100.0
         else:  # LISA adds 1e-5 to each union (Sa2VA happens to round to 1.0 here)
-            assert 1 - 1e-5 < res.metrics["gIoU"] <= 1.0, protocol
+            assert 100 - 1e-3 < res.metrics["gIoU"] <= 100.0, protocol
     d = tmp_path / "vos"
     run(RunConfig(model="oracle", dataset="demo_mevis_val_u", out=str(d)))
     for protocol in ("mevis", "refdavis_b"):
         res, _ = evaluate("demo_mevis_val_u", d / "predictions.json", protocol=protocol)
-        assert res.metrics == {"J": 1.0, "F": 1.0, "J&F": 1.0}, protocol
+        assert res.metrics == {"J": 100.0, "F": 100.0, "J&F": 100.0}, protocol
 
 
 def test_limit_then_resume_equals_a_fresh_run(demo_env, tmp_path):
@@ -125,15 +126,15 @@ def test_limit_then_resume_equals_a_fresh_run(demo_env, tmp_path):
 def test_changed_fingerprint_is_refused(demo_env, tmp_path):
     _run("--model", "prior", "--out", "x", "--no-leaderboard")
     r = CliRunner().invoke(main, ["run", "--model", "prior", "--out", "x", "--model-arg", "grid=16"])
-    assert r.exit_code == 1
-    assert "StoreMismatch" in r.output and "fingerprint: stored" in r.output and "--overwrite" in r.output
+    assert r.exit_code == 2
+    assert "Mismatch" not in r.output and "fingerprint: stored" in r.output and "--overwrite" in r.output
     r = CliRunner().invoke(main, ["run", "--model", "prior", "--out", "x", "--model-arg", "grid=16", "--overwrite",
                                   "--no-leaderboard"])
     assert r.exit_code == 0 and "15 predicted, 0 reused" in r.output
     r = CliRunner().invoke(main, ["run", "--model", "nope"])
-    assert r.exit_code == 1 and "unknown model 'nope'" in r.output
+    assert r.exit_code == 2 and "unknown model 'nope'" in r.output
     r = CliRunner().invoke(main, ["run", "--model", "oracle", "--dataset", "demo_mevis_val"])
-    assert r.exit_code == 1 and "does not make public" in r.output
+    assert r.exit_code == 2 and "does not make public" in r.output
 
 
 def test_no_public_gt_ends_in_a_submission_zip(demo_env, tmp_path):
@@ -165,7 +166,7 @@ def test_export_then_eval_gives_the_run_scores(demo_env, tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["eval", "--dataset", "demo_mevis_val_u", "--pred", "sub.zip", "--json", "e.json"])
     assert r.exit_code == 0, r.output
     assert json.loads(Path("e.json").read_text())["metrics"] == res.summary["metrics"]
-    assert 0 < res.summary["metrics"]["J"] < 1
+    assert 0 < res.summary["metrics"]["J"] < 100
 
 
 def test_annotations_only_root(demo_env, demo_base, tmp_path):
@@ -203,13 +204,13 @@ def test_golden_baselines(shared_data, tmp_path):
         for model in ("oracle", "empty"):
             got[model, ds] = run(RunConfig(model=model, dataset=ds, root=str(root),
                                            out=str(tmp_path / model / ds))).summary["metrics"]
-    assert got["oracle", "mevis_val_u"] == {"J": 1.0, "F": 1.0, "J&F": 1.0}
+    assert got["oracle", "mevis_val_u"] == {"J": 100.0, "F": 100.0, "J&F": 100.0}
     assert got["oracle", "charades_sta_test"]["mIoU"] == 100.0
-    assert got["oracle", "reasonseg_val"]["cIoU"] == 1.0
-    assert got["oracle", "reasonseg_val"]["gIoU"] == pytest.approx(1.0, abs=1e-5)  # LISA's I / (U + 1e-5)
+    assert got["oracle", "reasonseg_val"]["cIoU"] == 100.0
+    assert got["oracle", "reasonseg_val"]["gIoU"] == pytest.approx(100.0, abs=1e-3)  # LISA's I / (U + 1e-5)
     rv = got["oracle", "revos_val"]
     assert rv["J"] == rv["F"] == rv["J&F"] == 100.0
-    # Official ReVOS quirk (PROTOCOLS.md 6): A and R use the raw GT values, and overlapping objects sum to 2,
+    # Official ReVOS quirk (docs/protocols.md#revos): A and R use the raw GT values, and overlapping objects sum to 2,
     # so even the ground truth scores below 100 on A and R in eval_revos.py.
     assert rv["A"] < 100.0 and rv["R"] < 100.0
     # MeViS empty: J = F = share of empty-GT frames averaged over expressions (independent count)
@@ -217,7 +218,7 @@ def test_golden_baselines(shared_data, tmp_path):
 
     loader = MevisLoader(tmp_path / "mevis", "valid_u")
     frac = float(np.mean([np.mean([not m.any() for m in loader.gt_masks(s)]) for s in loader.samples()]))
-    assert got["empty", "mevis_val_u"]["J"] == pytest.approx(frac, abs=1e-12)
+    assert got["empty", "mevis_val_u"]["J"] == pytest.approx(100 * frac, abs=1e-10)
 
 
 def test_blind_prior_on_charades_sta_test(shared_data, tmp_path):
@@ -287,9 +288,9 @@ def test_eval_rescores_a_run_with_another_protocol(demo_env, tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads(Path("tan.json").read_text())["protocol"] == "2d-tan"
     r = CliRunner().invoke(main, ["eval", "--run", str(tmp_path)])
-    assert r.exit_code == 1 and "run.json: not a refbench run" in r.output
+    assert r.exit_code == 2 and "run.json: not a refbench run" in r.output
     r = CliRunner().invoke(main, ["eval", "--dataset", "demo_charades_test"])
-    assert r.exit_code == 1 and "give --dataset and --pred, or --run DIR" in r.output
+    assert r.exit_code == 2 and "give --dataset and --pred, or --run DIR" in r.output
 
 
 def test_frames_are_prefetched_while_the_model_works(demo_env, tmp_path, monkeypatch):
@@ -342,7 +343,7 @@ def test_prior_on_activitynet_learns_from_train_json(tmp_path):
 
 
 def test_refdavis17_both_conventions_annotations_only(tmp_path):
-    """The oracle on a Ref-DAVIS17 root without JPEGs scores 1.0 under conventions A and B; the run exports the
+    """The oracle on a Ref-DAVIS17 root without JPEGs scores 100 under conventions A and B; the run exports the
     convention A palette tree."""
     from tests.evaluate.test_refdavis_a import make_refdavis_root
 
@@ -352,7 +353,7 @@ def test_refdavis17_both_conventions_annotations_only(tmp_path):
     for proto in ("refdavis_a", "refdavis_b"):
         res = run(RunConfig(model="oracle", dataset="refdavis17_val", root=str(tmp_path / "d"), protocol=proto,
                             out=str(tmp_path / proto)))
-        assert (res.summary["metrics"]["J"], res.summary["metrics"]["F"], res.summary["metrics"]["J&F"]) == (1.0,) * 3
+        assert (res.summary["metrics"]["J"], res.summary["metrics"]["F"], res.summary["metrics"]["J&F"]) == (100.0,) * 3
     r = CliRunner().invoke(main, ["export", "--run", str(tmp_path / "refdavis_a"), "--out", str(tmp_path / "a.zip")])
     assert r.exit_code == 0, r.output
     with zipfile.ZipFile(tmp_path / "a.zip") as z:

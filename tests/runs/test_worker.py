@@ -70,3 +70,49 @@ def test_worker_errors_are_clear(plugin_env, tmp_path):
     with pytest.raises(ValueError, match="oracle reads the ground truth"):
         run(RunConfig(model="oracle", dataset="demo_mevis_val_u", out=str(tmp_path / "i"),
                       model_args={"python": sys.executable}))
+
+
+STDIN_PLUGIN = '''
+import sys, time
+import numpy as np
+from refbench.adapters.base import Adapter, ImagePrediction
+
+
+class StdinReader(Adapter):
+    """Reads stdin in setup, as transformers' trust-remote-code prompt does (ADAPTERS.md 6.3)."""
+
+    name = "stdinreader"
+    tasks = frozenset({"res"})
+    needs_pixels = False
+
+    def setup(self, context):
+        t = time.perf_counter()
+        self.read = sys.stdin.read()
+        self.waited = time.perf_counter() - t
+
+    def predict_image(self, requests):
+        return [ImagePrediction(None if i % 2 else np.zeros(r.size, bool),
+                                {"stdin": self.read, "waited": self.waited}) for i, r in enumerate(requests)]
+'''
+
+
+def test_worker_keeps_the_protocol_pipe_away_from_stdin(tmp_path, monkeypatch):
+    """Code that reads stdin in the worker (transformers' y/N prompt does) gets an empty /dev/null at once, never
+    the protocol; a None (no mask) RES prediction crosses the protocol as null."""
+    from refbench.adapters.base import ImageRequest, RunContext
+    from refbench.adapters.worker import WorkerAdapter
+
+    mod = tmp_path / "stdinplug"
+    mod.mkdir()
+    (mod / "stdin_plugin.py").write_text(STDIN_PLUGIN)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(mod), str(REPO)]))
+    w = WorkerAdapter("stdin_plugin:StdinReader", sys.executable, "stdinreader")
+    w.setup(RunContext())
+    try:
+        reqs = [ImageRequest(f"s{i}", "img", "t", tmp_path / "x.jpg", (4, 6)) for i in range(3)]
+        out = w.predict_payloads("res", reqs)
+        assert [p is None for p, _ in out] == [False, True, False]
+        assert all(d["stdin"] == "" and d["waited"] < 5 for _, d in out)
+        assert [x.mask is None for x in w.predict_image(reqs)] == [False, True, False]
+    finally:
+        w.close()

@@ -23,12 +23,14 @@ probe PNG carrying the same palette and colour chunks, so the conversion is Open
 
 Everything else falls back to the official reader on the same bytes: average rows, interlacing,
 16-bit, RGB(A), grey + alpha, a grey PNG with tRNS, EXIF orientation, animation chunks,
-unknown critical chunks, a bad CRC or Adler-32, short image data, and images whose row differences are
+unknown critical chunks, a bad Adler-32, short image data, and images whose row differences are
 too dense for the run fill to pay (photographs). The fast path returns exactly what the fallback would.
 
-The header is read first (:func:`png_header`), and a caller that knows the expected size passes it: a PNG of
-another size is refused before anything is inflated, and libdeflate never writes more than
+Nothing here decodes an unchecked PNG: :func:`read_png` and the prediction / annotation readers first run
+:func:`refbench.png.walk_png` (signature, every chunk's CRC, the declared size against the frame's, before
+anything is inflated) and hand its chunk list to :func:`decode_fast`; libdeflate never writes more than
 ``height * (1 + row bytes)`` bytes, so a PNG can cost no more memory than its declared (and checked) size.
+:mod:`refbench.png` checks, this module decodes.
 """
 
 from __future__ import annotations
@@ -37,13 +39,13 @@ import os
 import struct
 import threading
 import zlib
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Union
 
 import numpy as np
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from refbench.errors import RefbenchInputError
+from refbench.png import SIGNATURE, Chunk, png_header, walk_png
+
 VALUES = ("grey", "index")
 Source = Union[bytes, bytearray, memoryview, str, os.PathLike]
 
@@ -56,66 +58,17 @@ _DENSE_MIN = 4096
 _FALLBACK_CHUNKS = {b"eXIf", b"acTL", b"fcTL", b"fdAT"}
 
 
-class PngFormatError(ValueError):
-    """Not a PNG, or a PNG whose header cannot be read."""
-
-
-@dataclass(frozen=True)
-class PngHeader:
-    """The IHDR fields of a PNG."""
-
-    width: int
-    height: int
-    bit_depth: int
-    color_type: int
-    interlace: int
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(H, W)."""
-        return self.height, self.width
-
-
-def png_header(data: bytes) -> PngHeader:
-    """The header of PNG bytes (signature and IHDR only; nothing is inflated). Raises PngFormatError."""
-    if len(data) < 33 or bytes(data[:8]) != PNG_SIGNATURE:
-        raise PngFormatError("not a PNG file (bad signature)")
-    length, ctype = struct.unpack(">I4s", bytes(data[8:16]))
-    if ctype != b"IHDR" or length != 13:
-        raise PngFormatError("not a PNG file (the first chunk is not a 13-byte IHDR)")
-    width, height, depth, color, _comp, _filt, interlace = struct.unpack(">IIBBBBB", bytes(data[16:29]))
-    return PngHeader(width, height, depth, color, interlace)
-
-
-def _read(src: Source) -> bytes:
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        return bytes(src)
-    with open(src, "rb") as fh:
-        return fh.read()
-
-
 # ----------------------------------------------------------------------------------------------
 # Chunks, inflate, filters
 # ----------------------------------------------------------------------------------------------
 
 
-def _chunks(data: bytes) -> list[tuple[bytes, int, int]] | None:
-    """``[(type, start, end)]`` of every chunk with a good CRC up to IEND, or None when anything is off."""
-    out = []
-    pos, n = 8, len(data)
-    while pos + 12 <= n:
-        length, ctype = struct.unpack_from(">I4s", data, pos)
-        start, end = pos + 8, pos + 8 + length
-        if end + 4 > n:
-            return None
-        (crc,) = struct.unpack_from(">I", data, end)
-        if zlib.crc32(data[pos + 4 : end]) != crc:
-            return None
-        out.append((ctype, start, end))
-        pos = end + 4
-        if ctype == b"IEND":
-            return out
-    return None
+def _chunks(data: bytes) -> list[Chunk] | None:
+    """The chunks of :func:`refbench.png.walk_png`, or None when it refuses the PNG."""
+    try:
+        return walk_png(data, "PNG", None, ValueError, max_pixels=1 << 62)[2]
+    except ValueError:
+        return None
 
 
 def _inflate(idat: bytes, size: int) -> bytes | None:
@@ -325,7 +278,7 @@ def _palette_grey_lut(data: bytes, chunks: list[tuple[bytes, int, int]], n_palet
 
     ihdr = struct.pack(">IIBBBBB", n_palette, 1, 8, 3, 0, 0, 0)
     body = zlib.compress(b"\x00" + bytes(range(n_palette)))
-    probe = PNG_SIGNATURE + _chunk(b"IHDR", ihdr)
+    probe = SIGNATURE + _chunk(b"IHDR", ihdr)
     probe += b"".join(data[s - 8 : e + 4] for _t, s, e in keep) + _chunk(b"IDAT", body) + _chunk(b"IEND", b"")
     out = cv2.imdecode(np.frombuffer(probe, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
     lut = None if out is None or out.shape != (1, n_palette) else out[0].copy()
@@ -352,18 +305,20 @@ def _unpack(img: np.ndarray, depth: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(samples.reshape(img.shape[0], -1)[:, :width])
 
 
-def decode_fast(data: bytes, values: str = "grey") -> np.ndarray | None:
+def decode_fast(data: bytes, values: str = "grey", chunks: list[Chunk] | None = None) -> np.ndarray | None:
     """(H, W) uint8 as the official reader of ``values`` gives, for the PNGs the fast path handles (module
-    doc); None for every other PNG (then use :func:`decode_official`)."""
+    doc); None for every other PNG (then use :func:`decode_official`). ``chunks``: what
+    :func:`refbench.png.walk_png` returned for ``data`` (walked here when not given)."""
     try:
-        hdr = png_header(data)
-    except PngFormatError:
+        hdr = png_header(data, "PNG", ValueError)
+    except ValueError:
         return None
     if hdr.interlace != 0 or hdr.color_type not in (0, 3) or hdr.bit_depth not in (1, 2, 4, 8):
         return None
     if hdr.width == 0 or hdr.height == 0:
         return None
-    chunks = _chunks(data)
+    if chunks is None:
+        chunks = _chunks(data)
     if chunks is None or chunks[0][0] != b"IHDR":
         return None
     idat: list[bytes] = []
@@ -433,26 +388,32 @@ def decode_official(data: bytes, values: str = "grey") -> np.ndarray | None:
         return np.array(im)
 
 
-def read_png(src: Source, values: str = "grey", size: tuple[int, int] | None = None) -> np.ndarray:
+def read_png(src: Source, values: str = "grey", size: tuple[int, int] | None = None, where: str | None = None,
+             error: type[Exception] = RefbenchInputError) -> np.ndarray:
     """(H, W) array of a PNG (path or bytes) as the official reader of ``values`` gives it (module doc).
 
-    ``size``: the expected (H, W); a PNG of another size raises ValueError from its header, before anything
-    is inflated. Raises PngFormatError for a file that is not a PNG, ValueError when the reader fails.
-    """
+    The PNG is checked first (:func:`refbench.png.walk_png`; ``size``: the expected (H, W), another declared
+    size is refused before anything is inflated). Every failure raises ``error`` naming ``where`` (default:
+    the path, or ``"PNG"``)."""
     if values not in VALUES:
         raise ValueError(f"unknown PNG value semantics {values!r}; expected one of {', '.join(VALUES)}")
-    data = _read(src)
-    hdr = png_header(data)
-    if size is not None and hdr.size != tuple(size):
-        raise ValueError(f"PNG is {hdr.height}x{hdr.width} (HxW), expected {size[0]}x{size[1]}")
-    fast = decode_fast(data, values)
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        data, where = bytes(src), where or "PNG"
+    else:
+        from refbench.files import read_regular
+
+        data, where = read_regular(src, error, "PNG"), where or str(src)
+    chunks = walk_png(data, where, size, error)[2]
+    fast = decode_fast(data, values, chunks)
     if fast is not None:
         return fast
-    out = decode_official(data, values)
+    try:
+        out = decode_official(data, values)
+    except Exception as exc:  # noqa: BLE001 - cv2.error, PIL's OSError / ValueError: the reader refused it
+        raise error(f"{where}: cannot read PNG ({exc})") from None
     if out is None:
-        raise ValueError("cannot read PNG (the official reader failed)")
+        raise error(f"{where}: cannot read PNG (the official reader failed)")
     return out
 
 
-__all__ = ["PNG_SIGNATURE", "PngFormatError", "PngHeader", "VALUES", "decode_fast", "decode_official",
-           "png_header", "read_png"]
+__all__ = ["VALUES", "decode_fast", "decode_official", "read_png"]
