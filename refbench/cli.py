@@ -408,9 +408,12 @@ def _default_leaderboard_dir() -> str:
 @click.option("--no-leaderboard", is_flag=True, help="Do not append leaderboard rows.")
 @click.option("--overwrite", is_flag=True, help="Discard predictions already stored in the run directory.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the summary JSON here.")
+@click.option("--protocol-arg", "protocol_args", multiple=True, metavar="KEY=VALUE",
+              help="A scoring protocol option, as for refbench eval (e.g. short_videos=official); a run scored with "
+                   "one is not added to the leaderboard.")
 @_fail_cleanly
 def run_cmd(model, dataset, root, out, limit, device, model_args, protocol, leaderboard_dir, no_leaderboard,
-            overwrite, json_out) -> None:
+            overwrite, json_out, protocol_args) -> None:
     """Run a model over a dataset: predict (resumable), score or export, append the leaderboard.
 
     With no options: the blind prior on the embedded demo set (generated on first use; no data, no GPU).
@@ -432,10 +435,13 @@ def run_cmd(model, dataset, root, out, limit, device, model_args, protocol, lead
     from refbench.runs.runner import DEFAULT_DATASET, RunConfig, run
 
     _protocol_applies(dataset or DEFAULT_DATASET, protocol)
+    pargs = _parse_protocol_args(protocol_args)
+    if pargs:
+        _check_eval_options(dataset or DEFAULT_DATASET, protocol, {"protocol_args": pargs})
     config = RunConfig(model=model or default_model(), dataset=dataset or DEFAULT_DATASET, root=root, out=out,
                        limit=limit, device=device, model_args=parsed, protocol=protocol,
                        leaderboard=None if no_leaderboard else (leaderboard_dir or _default_leaderboard_dir()),
-                       overwrite=overwrite)
+                       overwrite=overwrite, protocol_args=pargs)
     main_rank = D.from_env().is_main
     bar = _ProgressBar(f"{config.model} on {config.dataset}") if main_rank else None
     try:
@@ -471,7 +477,7 @@ def models_group() -> None:
 
 
 @models_group.command("list")
-@click.option("--task", help="Only adapters of this task (refvos, tsg, res).")
+@click.option("--task", help="Only adapters of this task (refvos, vos, tsg, res).")
 @_fail_cleanly
 def models_list(task: str | None) -> None:
     """List adapter cards (reads YAML and entry-point metadata only)."""
