@@ -373,7 +373,7 @@ class Adapter:
     def predict_payloads(self, task: str, requests: Sequence[Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """Predict ``requests`` of ``task`` and encode each checked prediction for storage:
         ``(payload, diagnostics)`` per request, the payload in the store's format (:mod:`refbench.runs.store`:
-        RLE masks per frame, spans with the raw text, or one RLE image mask). The run and the worker process
+        RLE masks per frame, spans with the raw text, one RLE image mask, or RLE masks per object and frame). The run and the worker process
         both call this; a worker proxy overrides it to return the worker's payloads as they are."""
         from refbench.runs.store import encode_mask, encode_masks
 
