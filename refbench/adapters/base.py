@@ -255,17 +255,18 @@ def check_vos_prediction(req: VosRequest, pred: Any, adapter: str) -> dict[str, 
         if m.shape != shape:
             raise AdapterError(f"adapter {adapter}: {req.sample_id}: object {o}: masks have shape {m.shape}, expected "
                                f"{shape} (one mask per frame at the original resolution)")
-        out[o] = np.ascontiguousarray(m != 0)
+        out[o] = m if m.dtype == bool and m.flags.c_contiguous else np.ascontiguousarray(m != 0)
     if req.overlap == "exclusive" and len(out) > 1:
-        count = np.zeros(shape, np.uint16)
-        for m in out.values():
-            count += m
-        if (count > 1).any():
-            t = int(np.flatnonzero((count > 1).any(axis=(1, 2)))[0])
-            both = [o for o in want if out[o][t][count[t] > 1].any()][:2]
-            raise AdapterError(f"adapter {adapter}: {req.sample_id}: objects {both[0]} and {both[1]} overlap on frame "
-                               f"{t} ({req.frames.names[t]}); this benchmark holds one object per pixel, so the adapter "
-                               "must resolve overlaps (its merge option)")
+        count = np.zeros(req.size, np.uint16)  # frame by frame: a long video's (T, H, W) counts would not fit
+        for t in range(shape[0]):
+            count[...] = 0
+            for m in out.values():
+                count += m[t]
+            if (count > 1).any():
+                both = [o for o in want if out[o][t][count > 1].any()][:2]
+                raise AdapterError(f"adapter {adapter}: {req.sample_id}: objects {both[0]} and {both[1]} overlap on "
+                                   f"frame {t} ({req.frames.names[t]}); this benchmark holds one object per pixel, so "
+                                   "the adapter must resolve overlaps (its merge option)")
     return out
 
 
