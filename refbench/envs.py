@@ -123,12 +123,20 @@ def installed_version(dist: str) -> str | None:
     return None
 
 
+def pin_met(want: str, got: str | None) -> bool:
+    """PEP 440 ``==want`` for an installed version: a pin without a local label (``torch==2.0.1``) is met by any
+    local build of that release (``2.0.1+cu118``); a pin with one needs it exactly."""
+    if got is None:
+        return False
+    return got == want or ("+" not in want and got.split("+", 1)[0] == want)
+
+
 def unmet_pins(spec: EnvSpec, version_of: Callable[[str], str | None] = installed_version) -> list[str]:
     """``["transformers==4.57.0 (found 5.17.0)", ...]``: the pins this interpreter does not satisfy."""
     out = []
     for dist, want in spec.pinned().items():
         got = version_of(dist)
-        if got != want:
+        if not pin_met(want, got):
             out.append(f"{dist}=={want} (found {got or 'none'})")
     return out
 
@@ -254,9 +262,22 @@ def _torch_requirement(torch: str | None) -> list[str]:
     return [f"torch=={v}"]
 
 
+def _req_name(req: str) -> str:
+    return re.split(r"[<>=!~\[ ]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
 def requirements(spec: EnvSpec, torch: str | None = None, minimal: bool = False) -> list[str]:
-    """What :func:`create` installs (before refbench itself): torch, pins, packages, the worker runtime."""
-    reqs = _torch_requirement(torch) + list(spec.pins)
+    """What :func:`create` installs (before refbench itself): torch, pins, packages, the worker runtime.
+
+    torch: ``torch`` (``--torch``) when given, replacing the card's pins of the same packages; else the card's own
+    torch pin when it has one (e.g. ``torch==2.14.1`` with ``torchvision==0.29.1`` for a model that needs
+    torchvision, which must never sit beside the CPU torch); else this interpreter's torch version."""
+    if torch is None and "torch" in {_req_name(p) for p in spec.pins}:
+        reqs = list(spec.pins)
+    else:
+        given = _torch_requirement(torch)
+        names = {_req_name(r) for r in given} if torch else set()
+        reqs = given + [p for p in spec.pins if _req_name(p) not in names]
     if not minimal:
         reqs += list(spec.packages)
     named = {re.split(r"[<>=!~\[ ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in reqs}
@@ -274,8 +295,14 @@ def create(name: str, *, torch: str | None = None, torch_index_url: str | None =
     base = Path(python or sys.executable)
     version = _python_version(str(base))
     if not python_ok(spec, version):
-        raise EnvError(f"environment {spec.name} needs Python {spec.python}; {base} is "
-                       f"{'.'.join(map(str, version))} (pass --python PATH)")
+        found = None if python else find_python(spec)
+        if found is None:
+            raise EnvError(f"environment {spec.name} needs Python {spec.python}; {base} is "
+                           f"{'.'.join(map(str, version))} and no python3.N on PATH (or under pyenv) matches: "
+                           "install one and pass --python PATH")
+        say(f"environment {spec.name} needs Python {spec.python}: using {found[0]} "
+            f"({'.'.join(map(str, found[1]))}; this one is {'.'.join(map(str, version))})")
+        base, version = Path(found[0]), found[1]
     target = env_dir(spec.name)
     if target.exists():
         if not force:
@@ -312,6 +339,37 @@ def create(name: str, *, torch: str | None = None, torch_index_url: str | None =
             "seconds": round(time.perf_counter() - t0, 1)}
     (target / "refbench-env.json").write_text(json.dumps(meta, indent=2) + "\n")
     return CreateReport(spec.name, target, meta["installer"], meta["seconds"], reqs)
+
+
+def find_python(spec: EnvSpec) -> tuple[str, tuple[int, ...]] | None:
+    """An interpreter satisfying ``spec.python``: ``python3.N`` on PATH first, then pyenv's versions
+    (``$PYENV_ROOT`` or ``~/.pyenv``), newest minor first; each candidate is run once to read its version (a
+    pyenv shim without that version installed fails and is skipped). None when nothing matches."""
+    seen: set[str] = set()
+    candidates: list[str] = []
+    for minor in range(20, 5, -1):
+        exe = shutil.which(f"python3.{minor}")
+        if exe:
+            candidates.append(exe)
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    if root.is_dir():
+        def key(p: Path) -> tuple[int, ...]:
+            return tuple(int(x) if x.isdigit() else -1 for x in p.name.split("."))
+
+        candidates += [str(d / "bin" / "python") for d in sorted(root.iterdir(), key=key, reverse=True)
+                       if (d / "bin" / "python").exists()]
+    for exe in candidates:
+        real = os.path.realpath(exe)
+        if real in seen:
+            continue
+        seen.add(real)
+        try:
+            version = _python_version(exe)
+        except EnvError:
+            continue
+        if version and python_ok(spec, version):
+            return exe, version
+    return None
 
 
 def _self_requirement() -> list[str]:
@@ -410,7 +468,7 @@ def check(name: str) -> CheckReport:
             rep.problems.append(f"import {mod} fails: {err}")
     for dist, want in spec.pinned().items():
         got = rep.versions.get(dist)
-        if got != want:
+        if not pin_met(want, got):
             rep.problems.append(f"{dist} is {got or 'missing'}, the card pins {want}")
     for p in spec.packages:
         if rep.versions.get(_dist(p)) is None:
@@ -437,5 +495,6 @@ def list_envs() -> list[dict[str, Any]]:
 
 
 __all__ = ["CheckReport", "CreateReport", "EnvError", "EnvSpec", "WORKER_RUNTIME", "check", "create", "env_dir",
-           "env_python", "env_spec_from_card", "envs_root", "installed_version", "list_envs", "python_ok",
+           "env_python", "env_spec_from_card", "envs_root", "find_python", "installed_version", "list_envs",
+           "pin_met", "python_ok",
            "requirements", "spec_for", "unmet_pins", "worker_python"]
