@@ -115,7 +115,7 @@ class StubReferDINO(nn.Module):
              dtype=str(x.dtype), device=str(x.device), captions=list(captions), target_size=[img_h, img_w],
              target_keys=sorted(targets[0]), crop_len=crop_len, frame_sha=_sha(x),
              tracking_alpha=float(self.args.GroundingDINO.tracking_alpha), training=self.training,
-             autocast=torch.is_autocast_enabled() if x.device.type == "cuda" else torch.is_autocast_cpu_enabled())
+             autocast=torch.is_autocast_enabled(x.device.type))
         dev = x.device
         return {"pred_logits": logits[None].to(dev), "pred_masks": masks[None].to(dev),
                 "pred_boxes": torch.zeros((1, t, q, 4), device=dev)}
