@@ -205,8 +205,8 @@ def test_errors_name_the_option_and_the_file(demo_env, clone, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("lr: 0.1\n")
     assert "not an official ReferDINO config" in err(config=str(bad))
-    r = CliRunner().invoke(main, ["run", "--model", "referdino", "--dataset", "demo_mevis_val_u", "--no-leaderboard",
-                                  "--model-arg", "ignore_pins=true", "--out", str(tmp_path / "o")])
+    r = CliRunner().invoke(main, ["run", "--model", "referdino-swinb", "--dataset", "demo_mevis_val_u",
+                                  "--no-leaderboard", "--model-arg", "ignore_pins=true", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
     assert r.output.startswith("Error: model referdino-swinb runs from a clone of its official repository")
 
