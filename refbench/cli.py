@@ -433,9 +433,12 @@ def _default_leaderboard_dir() -> str:
 @click.option("--per-frame", "per_frame", is_flag=True,
               help="Video datasets: also write <run dir>/per_frame.csv, every sample's per-frame J and F as the "
                    "scorer computed them.")
+@click.option("--protocol-arg", "protocol_args", multiple=True, metavar="KEY=VALUE",
+              help="A scoring protocol option, as for refbench eval (e.g. short_videos=official); a run scored with "
+                   "one is not added to the leaderboard.")
 @_fail_cleanly
 def run_cmd(model, dataset, root, out, limit, device, model_args, protocol, leaderboard_dir, no_leaderboard,
-            overwrite, json_out, per_frame) -> None:
+            overwrite, json_out, per_frame, protocol_args) -> None:
     """Run a model over a dataset: predict (resumable), score or export, append the leaderboard.
 
     With no options: the blind prior on the embedded demo set (generated on first use; no data, no GPU).
@@ -459,10 +462,13 @@ def run_cmd(model, dataset, root, out, limit, device, model_args, protocol, lead
     _protocol_applies(dataset or DEFAULT_DATASET, protocol)
     if per_frame:
         _check_per_frame_task(dataset or DEFAULT_DATASET)
+    pargs = _parse_protocol_args(protocol_args)
+    if pargs:
+        _check_eval_options(dataset or DEFAULT_DATASET, protocol, {"protocol_args": pargs})
     config = RunConfig(model=model or default_model(), dataset=dataset or DEFAULT_DATASET, root=root, out=out,
                        limit=limit, device=device, model_args=parsed, protocol=protocol,
                        leaderboard=None if no_leaderboard else (leaderboard_dir or _default_leaderboard_dir()),
-                       overwrite=overwrite, per_frame=per_frame)
+                       overwrite=overwrite, per_frame=per_frame, protocol_args=pargs)
     main_rank = D.from_env().is_main
     bar = _ProgressBar(f"{config.model} on {config.dataset}") if main_rank else None
     try:
@@ -498,7 +504,7 @@ def models_group() -> None:
 
 
 @models_group.command("list")
-@click.option("--task", help="Only adapters of this task (refvos, tsg, res).")
+@click.option("--task", help="Only adapters of this task (refvos, vos, tsg, res).")
 @_fail_cleanly
 def models_list(task: str | None) -> None:
     """List adapter cards (reads YAML and entry-point metadata only)."""

@@ -10,6 +10,11 @@ Models pin incompatible stacks (MomentSeg transformers 4.51.3; Sa2VA 4.49.0 for 
       packages: [peft==0.17.1, timm==1.0.17, einops, torchvision, qwen_vl_utils]   # the remote code's imports
       optional: [flash-attn==2.7.3]       # never installed by refbench (needs a CUDA toolchain)
 
+A card that pins ``torch`` (with ``torchvision``) gets that build instead of this interpreter's -- e.g. a model that
+needs torchvision, whose wheels are built against one torch (torchvision 0.29.1 with torch 2.14.1; PyPI has no CPU
+torchvision, and one beside a CPU torch breaks transformers' model loading, ADAPTERS.md 6.2). ``--torch`` replaces
+those pins (your CUDA build, with ``--torch-index-url`` / ``--find-links``).
+
 Where a model runs (:func:`worker_python`): in this interpreter when its installed versions equal every pin;
 otherwise in the environment's own interpreter through the worker (:mod:`refbench.adapters.worker`); otherwise an
 error naming ``refbench env create <model>``. ``--model-arg python=PATH`` picks an interpreter by hand and
@@ -18,8 +23,8 @@ error naming ``refbench env create <model>``. ``--model-arg python=PATH`` picks 
 Environments live in ``$REFBENCH_ENVS/<name>``, else ``$XDG_CACHE_HOME/refbench/envs/<name>`` (``~/.cache`` when
 XDG_CACHE_HOME is unset). :func:`create` builds one with uv when it is on PATH (or beside this interpreter; about
 5x faster) and with venv + pip otherwise: torch at exactly this interpreter's version (the user's build; pass an
-index URL or find-links where that build comes from), the pins, the packages (unless ``minimal``), refbench's
-runtime dependencies for a worker, then refbench itself without dependencies (this checkout as an editable
+index URL or find-links where that build comes from) unless the card pins torch, the pins, the packages (unless
+``minimal``), refbench's runtime dependencies for a worker, then refbench itself without dependencies (this checkout as an editable
 install, else the same release). uv does not read pip's configuration: find-links from ``PIP_FIND_LINKS`` are
 passed on to it.
 
@@ -73,8 +78,9 @@ class EnvSpec:
         return {m.group(1): m.group(2) for m in (_PIN.match(p) for p in self.pins) if m}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "python": self.python, "pins": list(self.pins), "packages": list(self.packages),
-                "optional": list(self.optional), "notes": self.notes}
+        out = {"name": self.name, "python": self.python, "pins": list(self.pins), "packages": list(self.packages),
+               "optional": list(self.optional), "notes": self.notes}
+        return out
 
 
 def env_spec_from_card(raw: Any, where: str) -> EnvSpec:
@@ -123,12 +129,20 @@ def installed_version(dist: str) -> str | None:
     return None
 
 
+def pin_met(want: str, got: str | None) -> bool:
+    """PEP 440 ``==want`` for an installed version: a pin without a local label (``torch==2.0.1``) is met by any
+    local build of that release (``2.0.1+cu118``); a pin with one needs it exactly."""
+    if got is None:
+        return False
+    return got == want or ("+" not in want and got.split("+", 1)[0] == want)
+
+
 def unmet_pins(spec: EnvSpec, version_of: Callable[[str], str | None] = installed_version) -> list[str]:
     """``["transformers==4.57.0 (found 5.17.0)", ...]``: the pins this interpreter does not satisfy."""
     out = []
     for dist, want in spec.pinned().items():
         got = version_of(dist)
-        if got != want:
+        if not pin_met(want, got):
             out.append(f"{dist}=={want} (found {got or 'none'})")
     return out
 
@@ -254,12 +268,30 @@ def _torch_requirement(torch: str | None) -> list[str]:
     return [f"torch=={v}"]
 
 
+def _req_name(req: str) -> str:
+    return re.split(r"[<>=!~\[ ]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
 def requirements(spec: EnvSpec, torch: str | None = None, minimal: bool = False) -> list[str]:
-    """What :func:`create` installs (before refbench itself): torch, pins, packages, the worker runtime."""
-    reqs = _torch_requirement(torch) + list(spec.pins)
+    """What :func:`create` installs (before refbench itself): torch, pins, packages, the worker runtime.
+
+    torch: ``torch`` (``--torch``) when given, replacing the card's pins of the same packages; else the card's own
+    torch pin when it has one (e.g. ``torch==2.14.1`` with ``torchvision==0.29.1`` for a model that needs
+    torchvision, which must never sit beside the CPU torch); else this interpreter's torch version."""
+    if torch is None and "torch" in {_req_name(p) for p in spec.pins}:
+        reqs = list(spec.pins)
+    else:
+        given = _torch_requirement(torch)
+        names = {_req_name(r) for r in given} if torch else set()
+        reqs = given + [p for p in spec.pins if _req_name(p) not in names]
+
+    def _names(rs: list[str]) -> set[str]:
+        return {_req_name(r) for r in rs}
+
     if not minimal:
-        reqs += list(spec.packages)
-    named = {re.split(r"[<>=!~\[ ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in reqs}
+        have = _names(reqs)  # a package the torch requirement already pins (torchvision) is not asked for twice
+        reqs += [p for p in spec.packages if not _names([p]) & have]
+    named = _names(reqs)
     reqs += [r for r in WORKER_RUNTIME if re.split(r"[<>=]", r, maxsplit=1)[0] not in named]
     return reqs
 
@@ -274,8 +306,14 @@ def create(name: str, *, torch: str | None = None, torch_index_url: str | None =
     base = Path(python or sys.executable)
     version = _python_version(str(base))
     if not python_ok(spec, version):
-        raise EnvError(f"environment {spec.name} needs Python {spec.python}; {base} is "
-                       f"{'.'.join(map(str, version))} (pass --python PATH)")
+        found = None if python else find_python(spec)
+        if found is None:
+            raise EnvError(f"environment {spec.name} needs Python {spec.python}; {base} is "
+                           f"{'.'.join(map(str, version))} and no python3.N on PATH (or under pyenv) matches: "
+                           "install one and pass --python PATH")
+        say(f"environment {spec.name} needs Python {spec.python}: using {found[0]} "
+            f"({'.'.join(map(str, found[1]))}; this one is {'.'.join(map(str, version))})")
+        base, version = Path(found[0]), found[1]
     target = env_dir(spec.name)
     if target.exists():
         if not force:
@@ -312,6 +350,37 @@ def create(name: str, *, torch: str | None = None, torch_index_url: str | None =
             "seconds": round(time.perf_counter() - t0, 1)}
     (target / "refbench-env.json").write_text(json.dumps(meta, indent=2) + "\n")
     return CreateReport(spec.name, target, meta["installer"], meta["seconds"], reqs)
+
+
+def find_python(spec: EnvSpec) -> tuple[str, tuple[int, ...]] | None:
+    """An interpreter satisfying ``spec.python``: ``python3.N`` on PATH first, then pyenv's versions
+    (``$PYENV_ROOT`` or ``~/.pyenv``), newest minor first; each candidate is run once to read its version (a
+    pyenv shim without that version installed fails and is skipped). None when nothing matches."""
+    seen: set[str] = set()
+    candidates: list[str] = []
+    for minor in range(20, 5, -1):
+        exe = shutil.which(f"python3.{minor}")
+        if exe:
+            candidates.append(exe)
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    if root.is_dir():
+        def key(p: Path) -> tuple[int, ...]:
+            return tuple(int(x) if x.isdigit() else -1 for x in p.name.split("."))
+
+        candidates += [str(d / "bin" / "python") for d in sorted(root.iterdir(), key=key, reverse=True)
+                       if (d / "bin" / "python").exists()]
+    for exe in candidates:
+        real = os.path.realpath(exe)
+        if real in seen:
+            continue
+        seen.add(real)
+        try:
+            version = _python_version(exe)
+        except EnvError:
+            continue
+        if version and python_ok(spec, version):
+            return exe, version
+    return None
 
 
 def _self_requirement() -> list[str]:
@@ -410,7 +479,7 @@ def check(name: str) -> CheckReport:
             rep.problems.append(f"import {mod} fails: {err}")
     for dist, want in spec.pinned().items():
         got = rep.versions.get(dist)
-        if got != want:
+        if not pin_met(want, got):
             rep.problems.append(f"{dist} is {got or 'missing'}, the card pins {want}")
     for p in spec.packages:
         if rep.versions.get(_dist(p)) is None:
@@ -437,5 +506,6 @@ def list_envs() -> list[dict[str, Any]]:
 
 
 __all__ = ["CheckReport", "CreateReport", "EnvError", "EnvSpec", "WORKER_RUNTIME", "check", "create", "env_dir",
-           "env_python", "env_spec_from_card", "envs_root", "installed_version", "list_envs", "python_ok",
+           "env_python", "env_spec_from_card", "envs_root", "find_python", "installed_version", "list_envs",
+           "pin_met", "python_ok",
            "requirements", "spec_for", "unmet_pins", "worker_python"]

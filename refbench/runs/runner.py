@@ -58,6 +58,7 @@ class RunConfig:
     prefetch: int = 2  # batches of frames decoded ahead (adapters that need pixels)
     runs_dir: str = "runs"  # parent of the default run directory <runs_dir>/<dataset>/<model>-<fingerprint>
     per_frame: bool = False  # also write <run_dir>/per_frame.csv (video tasks; refbench.evaluate.per_frame)
+    protocol_args: dict[str, Any] = field(default_factory=dict)  # --protocol-arg (scoring only; no leaderboard rows)
 
 
 @dataclass
@@ -81,6 +82,8 @@ class RunResult:
 def sample_key(task: str, sample: Any) -> str:
     if task == "refvos":
         return f"{sample.video}/{sample.exp_id}"
+    if task == "vos":  # one request per video (refbench.runs.vos)
+        return str(sample.video)
     if task == "tsg":
         return str(sample.qid)
     return str(sample.sample_id)
@@ -91,7 +94,7 @@ def _video_of(task: str, sample: Any) -> str:
 
 
 def _cost(task: str, sample: Any) -> float:
-    return float(len(sample.frames)) if task == "refvos" else 1.0
+    return float(len(sample.frames)) if task in ("refvos", "vos") else 1.0
 
 
 def frame_size(loader: Any, sample: Any, paths: Sequence[Path]) -> tuple[int, int]:
@@ -125,6 +128,10 @@ class _Requests:
             ref = (lambda s=sample: loader.gt_masks(s)) if self.oracle else None
             return VideoRequest(key, sample.video, sample.exp_id, sample.text, Frames(sample.frames, paths),
                                 frame_size(loader, sample, paths), reference=ref)
+        if self.task == "vos":  # prompts from the benchmark's protocol: the only ground truth the adapter sees
+            from refbench.runs.vos import vos_request
+
+            return vos_request(loader, sample, key)
         if self.task == "tsg":
             vp = loader.video_path(sample) if callable(getattr(loader, "video_path", None)) else None
             return GroundingRequest(key, sample.video, sample.query, sample.duration, vp,
@@ -291,6 +298,11 @@ def write_predictions(task: str, samples: Sequence[Any], stored: Mapping[str, St
                     rles = [{"size": [h, w], "counts": c} for c in p["rles"]]
                     fh.write(("," if ei else "") + dumps(s.exp_id) + ":" + dumps(rles))
                 fh.write("}")
+        elif task == "vos":
+            from refbench.runs.vos import vos_predictions_doc
+
+            for i, s in enumerate(samples):  # one video at a time (refbench.runs.vos's document, streamed)
+                fh.write(("," if i else "") + dumps(s.video) + ":" + dumps(vos_predictions_doc([s], stored)[s.video]))
         else:
             for i, s in enumerate(samples):
                 key = sample_key(task, s)
@@ -370,8 +382,8 @@ def run(config: RunConfig, progress: Progress | None = None, log: Callable[[str]
     d = D.from_env()
     card = dataset_card(config.dataset)
     task = card.task
-    if task not in ("refvos", "tsg", "res"):
-        raise RunError(f"dataset {card.name}: task {task!r} has no adapter contract yet (refvos, tsg, res)")
+    if task not in ("refvos", "tsg", "res", "vos"):
+        raise RunError(f"dataset {card.name}: task {task!r} has no adapter contract yet (refvos, tsg, res, vos)")
     root = card.resolve_root(config.root)
     loader = card.open(root)
     protocol = config.protocol or card.protocol
@@ -483,7 +495,7 @@ def _predict(task: str, loader: Any, adapter: Adapter, protocol: str, todo: list
     reqs = _Requests(task, loader, adapter, protocol)
     bs = max(1, int(getattr(adapter, "batch_size", 1) or 1))
     batches = [todo[i:i + bs] for i in range(0, len(todo), bs)]
-    pixels = task == "refvos" and bool(getattr(adapter, "needs_pixels", True))
+    pixels = task in ("refvos", "vos") and bool(getattr(adapter, "needs_pixels", True))
     done = reused
     if progress and d.is_main:
         progress(done, n_mine)
@@ -512,7 +524,7 @@ def _predict(task: str, loader: Any, adapter: Adapter, protocol: str, todo: list
             items = []
             for r, (payload, diag) in zip(rs, encoded):
                 items.append(Stored(r.sample_id, r.image_id if task == "res" else r.video, payload, diag, secs))
-                if task == "refvos":
+                if task in ("refvos", "vos"):
                     r.frames.release()
             store.put_many(items)
             done += len(rs)
@@ -544,10 +556,11 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
 
         sub = SubsetLoader(loader, set(keys), task) if partial else loader
         try:
+            extra = {"protocol_args": dict(config.protocol_args)} if config.protocol_args else {}
             res, eval_summary = evaluate(card.name, staged, root=root, protocol=protocol, missing="error",
                                          device=D.device_for(d, config.device), loader=sub,
                                          annotation_sha256=header["annotation_sha256"],
-                                         per_frame=config.per_frame)
+                                         per_frame=config.per_frame, **extra)
         except BaseException:
             staged.unlink(missing_ok=True)
             raise
@@ -571,6 +584,9 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
                                 "not added to the leaderboard")
         elif size_note and config.leaderboard:
             result.notes.append(f"{size_note}: not added to the leaderboard")
+        elif config.protocol_args and config.leaderboard:
+            result.notes.append("--protocol-arg " + ", ".join(f"{k}={v}" for k, v in config.protocol_args.items())
+                                + ": scored with a non-default protocol option; not added to the leaderboard")
         elif config.leaderboard:
             result.leaderboard_rows = _append_leaderboard(config.leaderboard, card, acard, header, eval_summary,
                                                           run_dir, adapter.options)
@@ -596,8 +612,9 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
         os.replace(staged_zip, run_dir / "submission.zip")
         result.submission = run_dir / "submission.zip"
         where = rep.server or (card.submission or {}).get("server")
-        result.notes.append(f"submission zip: {result.submission} ({rep.frames} frames of {rep.expressions} "
-                            f"expressions)" + (f"; upload it to {where}" if where else ""))
+        what = f"{rep.videos} videos" if task == "vos" else f"{rep.expressions} expressions"
+        result.notes.append(f"submission zip: {result.submission} ({rep.frames} frames of {what})"
+                            + (f"; upload it to {where}" if where else ""))
     _write_run_json(run_dir, config, acard, adapter, header, d, status="done", started=t0,
                     extra={"samples": len(samples), "partial": partial, "flags": flags,
                            "metrics": eval_summary["metrics"] if eval_summary else None,
@@ -615,7 +632,8 @@ def count_flags(items: Any) -> dict[str, int]:
     return out
 
 
-_SAMPLE_COUNT_KEYS = {"refvos": ("expressions",), "tsg": ("queries",), "res": ("sentences", "images")}
+_SAMPLE_COUNT_KEYS = {"refvos": ("expressions",), "tsg": ("queries",), "res": ("sentences", "images"),
+                      "vos": ("videos",)}
 
 
 def _official_size_note(card: Any, n: int) -> str | None:
