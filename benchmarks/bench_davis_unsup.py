@@ -127,7 +127,7 @@ def main() -> None:
         assert sorted(zip(p_rows.tolist(), p_cols.tolist())) == sorted((o.proposal - 1, o.gt_object - 1)
                                                                        for o in seq_res.objects)
         for i, (p, g) in enumerate(zip(p_rows, p_cols)):
-            want = object_row(j[p, g], f[p, g])
+            want = {k: float(v) * 100.0 for k, v in object_row(j[p, g], f[p, g]).items()}  # rows are percent
             got = rows[f"{s.video}_{i + 1}"]
             assert all(got[k] == v or (v != v and got[k] != got[k]) for k, v in want.items()), "object values differ"
     print("per-frame J and F of every matched pair, and every per-object value: identical")
