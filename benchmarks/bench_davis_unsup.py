@@ -1,15 +1,19 @@
 """DAVIS unsupervised scoring: refbench against the official per-pair loop, on the same masks, in one process.
 
     pip install -e ".[bench]"
-    python benchmarks/bench_davis_unsup.py [--sequences 3] [--threads 1]
+    python benchmarks/bench_davis_unsup.py [--sequences 13] [--processes 1]
 
 Data: the DAVIS-2017 ``Annotations_unsupervised`` ground truth and RVOS predictions of
 ../shared/data/davis_osvos13 (or $REFBENCH_SHARED_DATA). Official: a faithful copy of davis2017-evaluation
 ``evaluation.py::_evaluate_unsupervised`` -- every (proposal, object) pair scored with ``db_eval_iou`` and
 ``db_eval_boundary`` (per-frame ``_seg2bmap`` from vos-benchmark and ``cv2.dilate`` with a skimage disk), void
-pixels removed, then the mean affinity and the Hungarian assignment. refbench:
-``refbench.metrics.davis.evaluate_unsupervised``. Both use one CPU thread (default); the script checks that
-every per-frame J and F of the matched pairs is identical, then prints both times and the ratio.
+pixels removed, then the mean affinity and the Hungarian assignment, each sequence's GT and proposals read
+from their PNGs first as davis2017 reads them (``np.array(Image.open)``). refbench: ``refbench eval``'s
+path (``evaluate_video`` with protocol ``davis_unsup`` on the loader and the PNG folder: reading included),
+and, on masks already in memory, ``refbench.metrics.davis.evaluate_unsupervised`` (scoring only). Both on
+one CPU thread in one process (``--processes`` sets refbench's scoring processes); the script checks that
+every per-frame J and F of the matched pairs and every per-object value is identical, then prints the
+times and the ratios.
 """
 
 from __future__ import annotations
@@ -46,26 +50,58 @@ def official_sequence(gt: np.ndarray, pred: np.ndarray, n_proposals: int):
     return j, f, rows, cols
 
 
+def _only(pred_root: Path, seqs) -> Path:
+    """A folder of links to the predictions of ``seqs`` only (refbench refuses sequences it is not asked for)."""
+    import tempfile
+
+    if len(seqs) == len([p for p in pred_root.iterdir() if p.is_dir()]):
+        return pred_root
+    d = Path(tempfile.mkdtemp(prefix="refbench_davis_"))
+    for s in seqs:
+        (d / s.video).symlink_to(pred_root / s.video, target_is_directory=True)
+    return d
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sequences", type=int, default=3, help="how many of the 13 golden sequences")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--sequences", type=int, default=13, help="how many of the 13 golden sequences")
+    ap.add_argument("--processes", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     import cv2
     import torch
+    from official_davis import object_row, read_masks
 
     from refbench.data.davis import DavisLoader
+    from refbench.evaluate.video import evaluate_video
     from refbench.metrics.davis import evaluate_unsupervised
     from refbench.preds.masks import open_mask_source
 
-    torch.set_num_threads(args.threads)
-    cv2.setNumThreads(args.threads)
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
     data = Path(os.environ.get("REFBENCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     root = data / "davis_osvos13"
     loader = DavisLoader(root, annotations="Annotations_unsupervised")
-    src = open_mask_source(root / "predictions" / "rvos", "sequence", "index")
     seqs = loader.samples()[: args.sequences]
+    pred_root = root / "predictions" / "rvos"
+
+    class Subset(DavisLoader):
+        def samples(self):  # the first --sequences of val.txt
+            return seqs
+
+    sub = Subset(root, annotations="Annotations_unsupervised")
+    t0 = time.perf_counter()
+    official = []
+    for s in seqs:
+        gt = read_masks(root / "Annotations_unsupervised" / "480p" / s.video, s.frames)
+        pred = read_masks(pred_root / s.video, s.frames)
+        official.append(official_sequence(gt, pred, int(pred.max())))
+    t_off = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = evaluate_video(None, sub, _only(pred_root, seqs), protocol="davis_unsup", workers=args.processes)
+    t_eval = time.perf_counter() - t0
+    src = open_mask_source(pred_root, "sequence", "index")
     masks = []
     for s in seqs:
         gt = loader.gt_masks(s)
@@ -74,28 +110,32 @@ def main() -> None:
     for _name, gt, pred in masks:
         n_obj = int(gt[gt != 255].max(initial=0))
         n_pairs += max(int(pred.max()), n_obj) * n_obj * gt.shape[0]
-    print(f"data: {len(masks)} DAVIS-2017 sequences, RVOS proposals, {n_pairs} pair-frames at "
-          f"{masks[0][1].shape[1]}x{masks[0][1].shape[2]}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus; torch {torch.__version__}; threads {args.threads}")
-
-    t0 = time.perf_counter()
-    official = [official_sequence(gt, pred, int(pred.max())) for _n, gt, pred in masks]
-    t_off = time.perf_counter() - t0
     t0 = time.perf_counter()
     ours = [evaluate_unsupervised(gt, pred, sequence=n) for n, gt, pred in masks]
     t_ref = time.perf_counter() - t0
+    print(f"data: {len(masks)} DAVIS-2017 sequences, RVOS proposals, {n_pairs} pair-frames at "
+          f"{masks[0][1].shape[1]}x{masks[0][1].shape[2]}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}; torch "
+          f"{torch.__version__}; one thread; refbench processes {args.processes}")
 
-    for (j, f, rows, cols), res in zip(official, ours):
-        assert len(res.objects) == len(rows)
-        for o in res.objects:
+    rows = {r["key"]: r for r in res.per_sample}
+    for (j, f, p_rows, p_cols), seq_res, s in zip(official, ours, seqs):
+        assert len(seq_res.objects) == len(p_rows)
+        for o in seq_res.objects:
             p, g = o.proposal - 1, o.gt_object - 1
-            assert np.array_equal(o.J, j[p, g]) and np.array_equal(o.F, f[p, g]), "values differ"
-        assert sorted(zip(rows.tolist(), cols.tolist())) == sorted((o.proposal - 1, o.gt_object - 1)
-                                                                   for o in res.objects)
-    print("per-frame J and F of every matched pair: identical")
-    print(f"official loop: {t_off:.1f} s ({n_pairs / t_off:.0f} pair-frames/s)")
-    print(f"refbench:      {t_ref:.1f} s ({n_pairs / t_ref:.0f} pair-frames/s)")
-    print(f"ratio: {t_off / t_ref:.1f}x")
+            assert np.array_equal(o.J, j[p, g]) and np.array_equal(o.F, f[p, g]), "per-frame values differ"
+        assert sorted(zip(p_rows.tolist(), p_cols.tolist())) == sorted((o.proposal - 1, o.gt_object - 1)
+                                                                       for o in seq_res.objects)
+        for i, (p, g) in enumerate(zip(p_rows, p_cols)):
+            want = {k: float(v) * 100.0 for k, v in object_row(j[p, g], f[p, g]).items()}  # rows are percent
+            got = rows[f"{s.video}_{i + 1}"]
+            assert all(got[k] == v or (v != v and got[k] != got[k]) for k, v in want.items()), "object values differ"
+    print("per-frame J and F of every matched pair, and every per-object value: identical")
+    print(f"official loop, PNGs read:        {t_off:6.1f} s ({n_pairs / t_off:7.0f} pair-frames/s)")
+    print(f"refbench eval path, PNGs read:   {t_eval:6.1f} s ({n_pairs / t_eval:7.0f} pair-frames/s)  "
+          f"ratio {t_off / t_eval:.1f}x")
+    print(f"refbench scoring only (in RAM):  {t_ref:6.1f} s ({n_pairs / t_ref:7.0f} pair-frames/s)  "
+          f"ratio {t_off / t_ref:.1f}x")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,25 @@
 """Whole-set MeViS-style evaluation: ``refbench eval`` against the official per-expression loop, in one process.
 
     pip install -e ".[bench]"
-    python benchmarks/bench_eval.py [--fraction 0.05] [--workdir /tmp/bench_eval] [--threads 1]
+    python benchmarks/bench_eval.py [--fraction 0.05] [--workdir /tmp/bench_eval] [--processes 1 2]
+                                    [--png-writer cv2|pil] [--device cpu|cuda] [--skip-official]
 
 Builds a synthetic set shaped like MeViS valid_u (793 expressions over 50 videos, 80 frames each, 720x1280;
 ``--fraction`` scales the number of videos), with ground truth as RLE in ``mask_dict.json`` and predictions
-as 'L' 0/255 PNGs (``<video>/<exp>/<frame>.png``) and as RLE JSON. Then, on the same files:
+as 'L' 0/255 PNGs (``<video>/<exp>/<frame>.png``; written by OpenCV, or by PIL as the official inference
+scripts do, with ``--png-writer pil``) and as RLE JSON. Then, on the same files:
 
 - official: a faithful copy of the per-expression work of MeViS ``tools/eval_mevis.py`` (commit 7c0620b):
   union the RLE ground truth with ``+=``, read each prediction with ``cv2.imread(..., IMREAD_GRAYSCALE)``, and
   score with davis2017 ``db_eval_iou`` / ``db_eval_boundary`` (per-frame ``_seg2bmap`` and ``cv2.dilate`` with a
   ``skimage.morphology.disk``, as vos-benchmark runs them), one expression after the other in one process;
 - refbench: ``refbench.evaluate.run.evaluate`` (what ``refbench eval`` runs) on the PNG folder and on the RLE JSON,
-  with ``--threads`` scoring threads (default 1, the same single process as the official loop).
+  once per ``--processes`` value (scoring processes; 1 is the same single process as the official loop), so
+  the scaling efficiency from 1 to N processes is t1 / (N * tN).
 
 Both read and decode every file; the script checks that all per-expression J and F agree exactly and prints the
-times and the ratio.
+times and the ratios. ``--skip-official`` (e.g. on a GPU machine) checks refbench's CPU values against its
+``--device`` values instead.
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ def _ellipse(h: int, w: int, cy: float, cx: float, ry: float, rx: float) -> np.n
     return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
 
 
-def build(workdir: Path, fraction: float, seed: int = 0) -> tuple[Path, Path, Path]:
+def build(workdir: Path, fraction: float, seed: int = 0, writer: str = "cv2") -> tuple[Path, Path, Path]:
     import cv2
+    from PIL import Image
     from pycocotools import mask as mask_utils
 
     rng = np.random.default_rng(seed)
@@ -84,7 +89,10 @@ def build(workdir: Path, fraction: float, seed: int = 0) -> tuple[Path, Path, Pa
             out.mkdir(parents=True)
             rle_frames = []
             for name, m in zip(frames, pred):
-                cv2.imwrite(str(out / f"{name}.png"), m.astype(np.uint8) * 255)
+                if writer == "pil":
+                    Image.fromarray(m.astype(np.uint8) * 255).save(out / f"{name}.png")
+                else:
+                    cv2.imwrite(str(out / f"{name}.png"), m.astype(np.uint8) * 255)
                 r = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
                 rle_frames.append({"size": r["size"], "counts": r["counts"].decode()})
             rle_preds.setdefault(vid, {})[str(e)] = rle_frames
@@ -127,8 +135,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fraction", type=float, default=0.05, help="share of the 50 videos / 793 expressions")
     ap.add_argument("--workdir", default="/tmp/refbench_bench_eval")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--processes", type=int, nargs="+", default=[1], help="refbench scoring processes to time")
+    ap.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)  # old name of --processes
+    ap.add_argument("--png-writer", choices=("cv2", "pil"), default="cv2")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--skip-official", action="store_true")
+    ap.add_argument("--reuse", action="store_true", help="reuse a set already built in --workdir")
     args = ap.parse_args()
+    if args.threads is not None:
+        args.processes = [args.threads]
 
     import cv2
     import torch
@@ -138,34 +153,53 @@ def main() -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     work = Path(args.workdir)
-    shutil.rmtree(work, ignore_errors=True)
     t0 = time.perf_counter()
-    root, preds, rle = build(work, args.fraction)
+    if args.reuse and (work / "pred_rle.json").is_file():
+        root, preds, rle = work / "mevis", work / "pred_png", work / "pred_rle.json"
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        root, preds, rle = build(work, args.fraction, writer=args.png_writer)
     n_exp = sum(len(v["expressions"]) for v in json.loads((root / "valid_u" / "meta_expressions.json").read_text())["videos"].values())
     print(f"set: {n_exp} expressions x {N_FRAMES} frames at {H}x{W} (fraction {args.fraction} of MeViS valid_u), "
-          f"built in {time.perf_counter() - t0:.0f} s")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus; torch {torch.__version__}; refbench threads {args.threads}")
+          f"PNGs by {args.png_writer}, ready in {time.perf_counter() - t0:.0f} s")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}; torch "
+          f"{torch.__version__}; refbench device {args.device}, processes {args.processes}")
 
-    t0 = time.perf_counter()
-    official = official_loop(root, preds)
-    t_off = time.perf_counter() - t0
-    timings = {}
-    for label, path in (("png", preds), ("rle", rle)):
+    if args.skip_official:
         t0 = time.perf_counter()
-        result, _ = evaluate("mevis_val_u", path, root=root, workers=args.threads)
-        timings[label] = time.perf_counter() - t0
-        ours = {row["key"]: (row["J"], row["F"]) for row in result.per_sample}
-        want = {k: (j * 100, f * 100) for k, (j, f) in official.items()}  # refbench rows are percent
-        if ours != want:
-            bad = [k for k in want if ours.get(k) != want[k]][:5]
-            raise SystemExit(f"{label}: per-expression values differ from the official loop: {bad}")
+        cpu, _ = evaluate("mevis_val_u", rle, root=root, workers=max(args.processes))
+        reference = {row["key"]: (row["J"], row["F"]) for row in cpu.per_sample}
+        t_off, ref_label = time.perf_counter() - t0, f"refbench CPU (RLE, {max(args.processes)} proc)"
+    else:
+        t0 = time.perf_counter()
+        official = official_loop(root, preds)
+        t_off, ref_label = time.perf_counter() - t0, "official loop (PNG)"
+        reference = {k: (j * 100, f * 100) for k, (j, f) in official.items()}  # refbench rows are percent
+    timings: dict[tuple[str, int], float] = {}
+    for label, path in (("png", preds), ("rle", rle)):
+        for n_proc in args.processes:
+            t0 = time.perf_counter()
+            result, _ = evaluate("mevis_val_u", path, root=root, workers=n_proc, device=args.device)
+            timings[(label, n_proc)] = time.perf_counter() - t0
+            ours = {row["key"]: (row["J"], row["F"]) for row in result.per_sample}
+            if ours != reference:
+                bad = [k for k in reference if ours.get(k) != reference[k]][:5]
+                raise SystemExit(f"{label}, {n_proc} processes: per-expression values differ from the reference: {bad}")
     frames = n_exp * N_FRAMES
-    print(f"{'evaluator':<28} {'seconds':>9} {'frames/s':>9} {'ratio':>7}")
-    print(f"{'official loop (PNG)':<28} {t_off:>9.1f} {frames / t_off:>9.1f} {1.0:>6.1f}x")
+    print(f"{'evaluator':<34} {'seconds':>9} {'frames/s':>9} {'ratio':>7}")
+    print(f"{ref_label:<34} {t_off:>9.1f} {frames / t_off:>9.1f} {1.0:>6.1f}x")
+    for (label, n_proc), t in timings.items():
+        name = f"refbench eval ({label.upper()}, {n_proc} proc)"
+        print(f"{name:<34} {t:>9.1f} {frames / t:>9.1f} {t_off / t:>6.1f}x")
     for label in ("png", "rle"):
-        print(f"{'refbench eval (' + label.upper() + ')':<28} {timings[label]:>9.1f} {frames / timings[label]:>9.1f} "
-              f"{t_off / timings[label]:>6.1f}x")
-    print("per-expression J and F identical (percent = the official fractions x 100): True")
+        base = timings.get((label, 1))
+        for n_proc in args.processes:
+            if base is not None and n_proc > 1:
+                eff = base / (n_proc * timings[(label, n_proc)])
+                print(f"scaling {label.upper()} 1 -> {n_proc} processes: {base / timings[(label, n_proc)]:.2f}x, "
+                      f"efficiency {eff:.0%}")
+    print(f"per-expression J and F identical to the {'CPU run' if args.skip_official else 'official loop'} "
+          "(percent = the official fractions x 100): True")
 
 
 if __name__ == "__main__":

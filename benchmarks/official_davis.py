@@ -45,3 +45,33 @@ def f_measure(fg: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None, bo
     else:
         p, r = np.sum(fg_match) / float(n_fg), np.sum(gt_match) / float(n_gt)
     return 0 if p + r == 0 else 2 * p * r / (p + r)
+
+
+def db_statistics(per_frame_values: np.ndarray) -> tuple[float, float, float]:
+    """Mean, recall (> 0.5) and decay of one object's per-frame values (davis2017 ``utils.db_statistics``:
+    nan-means, 4 bins with uint8-cast edges and a uint8 ``+ 1``)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        mean = np.nanmean(per_frame_values)
+        recall = np.nanmean(per_frame_values > 0.5)
+    ids = (np.round(np.linspace(1, len(per_frame_values), 5) + 1e-10) - 1).astype(np.uint8)
+    with warnings.catch_warnings(), np.errstate(over="ignore"):
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        bins = [per_frame_values[ids[i] : ids[i + 1] + 1] for i in range(4)]
+        decay = np.nanmean(bins[0]) - np.nanmean(bins[3])
+    return float(mean), float(recall), float(decay)
+
+
+def read_masks(folder, frames) -> np.ndarray:
+    """(T, H, W) palette indices of ``<folder>/<frame>.png`` as davis2017 reads them (``np.array(Image.open)``)."""
+    from PIL import Image
+
+    return np.stack([np.array(Image.open(f"{folder}/{f}.png")) for f in frames])
+
+
+def object_row(j: np.ndarray, f: np.ndarray) -> dict[str, float]:
+    jm, jr, jd = db_statistics(j)
+    fm, fr, fd = db_statistics(f)
+    return {"J-Mean": jm, "J-Recall": jr, "J-Decay": jd, "F-Mean": fm, "F-Recall": fr, "F-Decay": fd}

@@ -88,6 +88,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+#: the ``object_pairs_hook`` :func:`load_json` uses (raises DuplicateKeyError); for parsers that index files
+unique_keys = _unique_keys
+
+
 def parse_json(data: bytes | str, where: str, error: type[Exception] = RefbenchInputError,
                what: str = "JSON file", allow_duplicates: bool = False) -> Any:
     """Parse JSON text (see :func:`load_json`); ``where`` names the source in messages."""
@@ -169,4 +173,4 @@ def atomic_write(path: PathLike, data: bytes | str, flag: str | None = None) -> 
 
 
 __all__ = ["DuplicateKeyError", "OutputError", "atomic_output", "atomic_write", "load_json", "open_regular",
-           "parse_json", "read_regular"]
+           "parse_json", "read_regular", "unique_keys"]

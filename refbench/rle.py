@@ -15,7 +15,8 @@ as a list of non-negative ints. Runs alternate 0 and 1, starting with 0, in colu
 
 :func:`parse_counts` turns either form into the run lengths (an ``int64`` array, vectorised with numpy);
 :func:`check_rle` adds the checks on ``size`` and the total; :func:`decode_rle` decodes a checked RLE to an
-``(H, W)`` uint8 0/1 array, bit-identical to ``pycocotools.mask.decode``. Errors are
+``(H, W)`` uint8 0/1 array, bit-identical to ``pycocotools.mask.decode``; :func:`decode_rle_words` decodes it
+straight into the scorers' bit-packed words (:func:`runs_to_words`: no dense mask, no transposed copy). Errors are
 :class:`~refbench.errors.RefbenchInputError` (or the class the caller passes, e.g. ``DatasetError`` for ground
 truth) with the caller's ``where`` (file, key, frame) in front of the reason.
 """
@@ -139,6 +140,60 @@ def runs_to_mask(runs: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.ascontiguousarray(flat.reshape(w, h).T)
 
 
+def runs_to_words(runs: np.ndarray, h: int, w: int, out: np.ndarray | None = None) -> np.ndarray:
+    """``(H, ceil(W / 64))`` uint64 words of checked run lengths: bit ``x % 64`` of word ``x // 64`` of row y
+    is pixel (y, x) (:func:`refbench.metrics._bits.pack_numpy`'s layout), the same bits as packing
+    :func:`runs_to_mask`.
+
+    COCO runs are column-major, so a foreground run covers a vertical segment of each column it crosses. A
+    segment of column x from row y0 to row y1 (exclusive) toggles bit x % 64 of word x // 64 at rows y0 and
+    y1 of a difference array; an XOR prefix over the rows turns the toggles into the mask. Toggles that meet
+    at one word (adjacent runs, segments of neighbouring columns) combine by XOR, which is what the prefix
+    needs. Work is proportional to the number of column segments, not to H x W. ``out``: a C-contiguous
+    uint64 array of the result's shape to write into (it is overwritten)."""
+    nw = (w + 63) // 64
+    if out is None:
+        out = np.empty((h, nw), dtype=np.uint64)
+    elif out.shape != (h, nw) or out.dtype != np.uint64 or not out.flags.c_contiguous:
+        raise ValueError(f"runs_to_words: out must be C-contiguous uint64 of shape {(h, nw)}")
+    ends = np.cumsum(runs)
+    starts = ends[1::2] - runs[1::2]  # foreground runs: odd indices
+    ends = ends[1::2]
+    keep = ends > starts
+    if not keep.all():
+        starts, ends = starts[keep], ends[keep]
+    if starts.size == 0:
+        out.fill(0)
+        return out
+    first = starts // h
+    last = (ends - 1) // h
+    n = last - first + 1
+    if int(n.max()) == 1:  # every run within one column (thin or short objects): one segment per run
+        col, y0, y1 = first, starts - first * h, ends - first * h
+    else:
+        total = int(n.sum())
+        offs = np.cumsum(n) - n
+        col = np.repeat(first - offs, n) + np.arange(total, dtype=np.int64)
+        base = col * h
+        y0 = np.maximum(np.repeat(starts, n) - base, 0)
+        y1 = np.minimum(np.repeat(ends, n) - base, h)
+    bit = np.left_shift(np.uint64(1), (col & 63).astype(np.uint64))
+    word = col >> 6
+    diff = np.zeros((h + 1) * nw, dtype=np.uint64)
+    np.bitwise_xor.at(diff, y0 * nw + word, bit)
+    np.bitwise_xor.at(diff, y1 * nw + word, bit)
+    np.bitwise_xor.accumulate(diff[: h * nw].reshape(h, nw), axis=0, out=out)
+    return out
+
+
+def decode_rle_words(rle: Any, where: str, size: Sequence[int] | None = None,
+                     error: type[Exception] = RefbenchInputError, out: np.ndarray | None = None) -> np.ndarray:
+    """Check (:func:`check_rle`) and decode one COCO RLE to ``(H, ceil(W / 64))`` uint64 words
+    (:func:`runs_to_words`); the bits of ``pycocotools.mask.decode`` packed along W."""
+    (h, w), runs = check_rle(rle, where, size, error)
+    return runs_to_words(runs, h, w, out)
+
+
 def decode_rle(rle: Any, where: str, size: Sequence[int] | None = None,
                error: type[Exception] = RefbenchInputError) -> np.ndarray:
     """Check (:func:`check_rle`) and decode one COCO RLE to an ``(H, W)`` uint8 0/1 array, C order; the same
@@ -152,4 +207,5 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-__all__ = ["MAX_RLE_PIXELS", "check_rle", "decode_rle", "parse_counts", "rle_size", "runs_to_mask"]
+__all__ = ["MAX_RLE_PIXELS", "check_rle", "decode_rle", "decode_rle_words", "parse_counts", "rle_size", "runs_to_mask",
+           "runs_to_words"]

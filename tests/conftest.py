@@ -27,13 +27,13 @@ def shared_data() -> Path:
     return path
 
 
-def _devices() -> list[str]:
-    devs = ["cpu"]
+def _devices() -> list:
+    devs: list = ["cpu"]
     try:
         import torch
 
         if torch.cuda.is_available():
-            devs.append("cuda")
+            devs.append(pytest.param("cuda", marks=pytest.mark.cuda))  # pytest -m cuda: the GPU tests only
     except ImportError:  # pragma: no cover
         pass
     return devs

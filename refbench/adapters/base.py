@@ -279,6 +279,8 @@ def check_video_prediction(req: VideoRequest, pred: Any, adapter: str) -> np.nda
     if m.shape != want:
         raise AdapterError(f"adapter {adapter}: {req.sample_id}: masks have shape {m.shape}, expected {want} "
                            "(one mask per frame at the original resolution)")
+    if m.dtype == np.bool_ and m.flags.c_contiguous:
+        return m  # already what is asked for: no (T, H, W) copy
     return np.ascontiguousarray(m != 0)
 
 

@@ -26,6 +26,8 @@ dictionaries are read only when a mask is requested (or by ``check``).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
@@ -200,10 +202,16 @@ class _RleVideoLoader:
     frames_dir: Path
     nested_video_names = False
 
+    #: bytes of per-object GT words kept for :meth:`gt_words` (objects are shared by a video's expressions)
+    word_cache_bytes = 256 << 20
+
     def __init__(self) -> None:
         self._videos: dict[str, Any] | None = None
         self._mask_dict: dict[str, Any] | None = None
         self._samples: list[VideoExpression] | None = None
+        self._words: OrderedDict[tuple[str, int, tuple[int, int]], np.ndarray] = OrderedDict()
+        self._words_bytes = 0
+        self._words_lock = threading.Lock()
 
     # -- meta -----------------------------------------------------------------------------------
     def _meta_videos(self) -> dict[str, Any]:
@@ -288,6 +296,71 @@ class _RleVideoLoader:
             "null and "
             f"{paths[0] if paths else self.frames_dir / sample.video} is missing"
         )
+
+    def _anno_lists(self, sample: VideoExpression) -> tuple[list[list], tuple[int, int]]:
+        """The sample's per-anno_id RLE lists (checked against its frames) and its frame size, found as
+        :meth:`gt_masks` finds them (the meta's size, else the first RLE's, else :meth:`_frame_size`)."""
+        masks = self._masks()
+        src = self.mask_dict_path
+        per_anno = []
+        for aid in sample.anno_ids:
+            if aid not in masks:
+                raise DatasetError(f"{src}: anno_id {aid!r} of {sample.key} (listed in {self.meta_path}) is missing")
+            rles = masks[aid]
+            if not isinstance(rles, list) or len(rles) != len(sample.frames):
+                n = len(rles) if isinstance(rles, list) else "no"
+                raise DatasetError(
+                    f"{src}: anno_id {aid!r} has {n} RLE entries but {sample.key} has {len(sample.frames)} frames"
+                )
+            per_anno.append(rles)
+        size: tuple[int, int] | None = (sample.height, sample.width) if sample.height and sample.width else None
+        if size is None:
+            first = next(((aid, t, rle) for aid, rles in zip(sample.anno_ids, per_anno)
+                          for t, rle in enumerate(rles) if rle is not None), None)
+            size = (_rle.rle_size(first[2], f"{src}: anno_id {first[0]!r} frame {first[1]}", DatasetError)
+                    if first else self._frame_size(sample))
+        return per_anno, size
+
+    def gt_words(self, sample: VideoExpression) -> tuple[np.ndarray, tuple[int, int]]:
+        """The ground truth as the scorers' words: ``((T, H, ceil(W / 64)) uint64, (H, W))``, bit set where
+        :meth:`gt_masks` is non-zero (MeViS's J and F binarise the sum). Each object's RLEs are checked and
+        decoded straight into words (:func:`refbench.data.rle_words.rle_list_words`), once per video: the
+        words are kept for the video's other expressions (up to :attr:`word_cache_bytes`); the union is an OR
+        of words. Read-only."""
+        from refbench.data.rle_words import rle_list_words
+        from refbench.metrics._bits import n_words, pack_numpy
+
+        per_anno, size = self._anno_lists(sample)
+        if len(per_anno) >= 256:  # the uint8 sum can wrap to 0 where 256 objects overlap: take it literally
+            return pack_numpy(self.gt_masks(sample)), size
+        n = len(sample.frames)
+        src = self.mask_dict_path
+        union: np.ndarray | None = None
+        for aid, rles in zip(sample.anno_ids, per_anno):
+            key = (aid, n, size)
+            with self._words_lock:
+                words = self._words.get(key)
+                if words is not None:
+                    self._words.move_to_end(key)
+            if words is None:
+                words = rle_list_words(rles, size, lambda t, aid=aid: f"{src}: anno_id {aid!r} frame {t}",
+                                       DatasetError)
+                words.flags.writeable = False
+                with self._words_lock:
+                    if key not in self._words:
+                        self._words[key] = words
+                        self._words_bytes += words.nbytes
+                        while self._words_bytes > self.word_cache_bytes and len(self._words) > 1:
+                            _k, old = self._words.popitem(last=False)
+                            self._words_bytes -= old.nbytes
+            if union is None:
+                union = words
+            elif union is not words:
+                union = np.bitwise_or(union, words, out=union if union.flags.writeable else None)
+        if union is None:
+            union = np.zeros((n, size[0], n_words(size[1])), dtype=np.uint64)
+        union.flags.writeable = False
+        return union, size
 
     def gt_masks(self, sample: VideoExpression) -> np.ndarray:
         """``(T, H, W)`` uint8: per frame the **sum** of the sample's decoded anno_id RLEs (see module doc)."""

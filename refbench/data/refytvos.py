@@ -66,10 +66,18 @@ def read_palette_png(path: Path, size: tuple[int, int] | None = None) -> np.ndar
     from PIL import Image
 
     from refbench.files import read_regular
-    from refbench.png import check_png
+    from refbench.png import png_header, walk_png
+    from refbench.png_decode import decode_fast
 
     data = read_regular(path, DatasetError, "annotation PNG")
-    check_png(data, str(path), size, DatasetError)  # corrupt chunks, or a declared size to refuse, before inflating
+    # corrupt chunks, or a declared size to refuse, before inflating
+    chunks = walk_png(data, str(path), size, DatasetError)[2]
+    hdr = png_header(data, str(path), DatasetError)
+    # PIL opens colour type 3 as 'P' and 2/4/8-bit grey as 'L': then the fast reader gives the same indices
+    if hdr.color_type == 3 or (hdr.color_type == 0 and hdr.bit_depth in (2, 4, 8)):
+        arr = decode_fast(data, "index", chunks)
+        if arr is not None:
+            return arr
     try:
         with Image.open(io.BytesIO(data)) as im:
             if im.mode not in ("P", "L"):

@@ -49,9 +49,6 @@ Malformed predictions (wrong size, unreadable PNG, unknown ids, ids above the DA
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, Union
 
@@ -108,42 +105,15 @@ def _reference(card: Any, protocol: str) -> dict[str, Any]:
     return dict(REFERENCES.get(protocol, {}))
 
 
-def _run(items: Sequence[Any], fn: Callable[[Any], Any], progress: Progress | None, workers: int | None) -> list[Any]:
-    """``[fn(x) for x in items]`` on a thread pool (torch and PIL release the GIL); the first item runs
-    alone so that loaders fill their caches once. The first exception is re-raised, the rest cancelled."""
-    n = len(items)
-    out: list[Any] = [None] * n
-    if n == 0:
-        return out
-    out[0] = fn(items[0])
-    done = 1
-    if progress:
-        progress(done, n)
-    n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
-    if n_workers <= 1 or n == 1:
-        for i in range(1, n):
-            out[i] = fn(items[i])
-            if progress:
-                progress(i + 1, n)
-        return out
-    lock = threading.Lock()
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        futures = {pool.submit(fn, items[i]): i for i in range(1, n)}
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for fut in finished:
-                exc = fut.exception()
-                if exc is not None:
-                    for p in pending:
-                        p.cancel()
-                    raise exc
-                out[futures[fut]] = fut.result()
-                with lock:
-                    done += 1
-                    if progress:
-                        progress(done, n)
-    return out
+def _run(items: Sequence[Any], fn: Callable[[Any], Any], progress: Progress | None, workers: int | None,
+         device: str = "cpu", source: MaskSource | None = None, group: Callable[[Any], Any] | None = None) -> list[Any]:
+    """``[fn(x) for x in items]`` on ``workers`` processes (CPU) or threads (other devices), in order; see
+    :func:`refbench.evaluate.parallel.map_ordered`. A forked worker reopens ``source``'s files."""
+    from refbench.evaluate.parallel import map_ordered
+
+    reopen = getattr(source, "after_fork", None)
+    return map_ordered(items, fn, progress, workers, group=group, child_init=reopen if callable(reopen) else None,
+                       processes=str(device).startswith("cpu"))
 
 
 def _missing_gate(source: MaskSource, samples: Sequence[Any], pred_path: PathLike, missing: str) -> dict[str, Any]:
@@ -190,7 +160,8 @@ def _evaluate_expressions(
     protocol: str, loader: Any, pred_path: PathLike, missing: str, device: str, values: str,
     progress: Progress | None, workers: int | None, per_frame: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, int], dict[str, Any], str]:
-    from refbench.metrics.mevis import MevisMeter, expression_jf
+    from refbench.metrics._bits import pack_numpy
+    from refbench.metrics.mevis import MevisMeter, expression_jf_packed
     from refbench.metrics.revos import RevosMeter, expression_jfar
 
     is_revos = protocol == "revos"
@@ -200,6 +171,7 @@ def _evaluate_expressions(
     samples = _expression_samples(loader, protocol)
     if not samples:
         raise DatasetError(f"{type(loader).__name__}: the dataset lists no expressions")
+    gt_words = getattr(loader, "gt_words", None) if callable(getattr(loader, "gt_words", None)) else None
     with _expression_source(samples, pred_path, missing, _dataset_file(loader)) as (source, missing_info):
 
         def score(s: VideoExpression) -> tuple[str, SampleStatus, Any]:
@@ -207,17 +179,23 @@ def _evaluate_expressions(
             if not st.complete and missing == "official":
                 if is_revos or not st.video_present:
                     return "official", st, None
-            gt = loader.gt_masks(s)
-            pred = source.read(s.video, s.exp_id, s.frames, gt.shape[1:], fill_missing=not st.complete)
             name = f"{pred_path}: {s.key}"
-            if is_revos:
+            if is_revos:  # A and R need the raw values
+                gt = loader.gt_masks(s)
+                pred = source.read(s.video, s.exp_id, s.frames, gt.shape[1:], fill_missing=not st.complete)
                 fg = loader.foreground_masks(s.video)
                 res = expression_jfar(pred, gt, fg, values=values, device=device, name=name)
-            else:
-                res = expression_jf(pred, gt, device=device, name=name)
+            else:  # J and F binarise: both sides go straight to words
+                if gt_words is not None:
+                    gt_w, size = gt_words(s)
+                else:
+                    gt = loader.gt_masks(s)
+                    gt_w, size = pack_numpy(gt), gt.shape[1:]
+                pred_w = source.read_packed(s.video, s.exp_id, s.frames, size, fill_missing=not st.complete)
+                res = expression_jf_packed(pred_w, gt_w, size[1], device=device, name=name)
             return ("scored" if st.complete else "filled"), st, res
 
-        results = _run(samples, score, progress, workers)
+        results = _run(samples, score, progress, workers, device, source, group=lambda s: s.video)
 
     counts = {"samples": len(samples), "scored": 0, "missing": 0, "filled": 0, "official": 0}
     meter: Any = RevosMeter(values) if is_revos else MevisMeter()
@@ -328,7 +306,7 @@ def _evaluate_davis(
                 raise PredictionError(f"{pred_path}: {exc}") from exc
             return ("scored" if st.complete else "filled"), res
 
-        results = _run(samples, score, progress, workers)
+        results = _run(samples, score, progress, workers, device, source)
 
     counts = {"samples": len(samples), "scored": 0, "missing": 0, "filled": 0, "official": 0}
     acc = DavisResult()
@@ -411,7 +389,7 @@ def _evaluate_refdavis_a(
                     raise PredictionError(f"{pred_path}: anno_{k}: {exc}") from exc
             return how, results
 
-        results = _run(videos, score, progress, workers)
+        results = _run(videos, score, progress, workers, device, source)
 
     counts = {"samples": len(samples), "scored": 0, "missing": 0, "filled": 0, "official": 0}
     status: dict[tuple[str, str], str] = {}
@@ -494,7 +472,8 @@ def evaluate_video(
     protocol: one of :data:`PROTOCOLS` (default: the card's).
     missing: ``"error"``, ``"empty"`` or ``"official"`` (module doc).
     device: torch device for J and F. values: ReVOS value semantics, ``"official"`` (default) or ``"binary"``.
-    progress: optional ``callable(n_done, n_total)``; workers: threads (default min(8, CPUs)).
+    progress: optional ``callable(n_done, n_total)``; workers: scoring processes on CPU, threads on other
+        devices (default min(8, CPUs); :mod:`refbench.evaluate.parallel`).
     protocol_args: ``--protocol-arg`` options of the :data:`VOS_PROTOCOLS` (``refbench.evaluate.vos_facts``).
     per_frame: also return every sample's per-frame J and F as the scorer computed them (``result.per_frame``,
     rows of :mod:`refbench.evaluate.per_frame`).

@@ -1,19 +1,26 @@
-"""Bit-packed binary masks on torch: the engine under J and F.
+"""Bit-packed binary masks: the engine under J and F, on torch tensors (any device) or numpy arrays (CPU).
 
-A (T, H, W) boolean mask is packed along W into (T, H, ceil(W/64)) int64 words; pixel x of a row is bit
+A (T, H, W) boolean mask is packed along W into (T, H, ceil(W/64)) 64-bit words; pixel x of a row is bit
 x % 64 (least significant first) of word x // 64. Every set operation the official evaluators do per pixel
-(xor/or of neighbours, dilation by a disk, counting) then runs on 64 pixels per machine operation, on any
-torch device, with integer results that are exact everywhere. Padding bits beyond W are always zero in packed
-masks; dilation may set them, which is harmless because they are only ever AND-ed with zero padding.
+(xor/or of neighbours, dilation by a disk, counting) then runs on 64 pixels per machine operation, with
+integer results that are exact everywhere. Padding bits beyond W are always zero in packed masks; dilation
+may set them, which is harmless because they are only ever AND-ed with zero padding.
 
-torch has no unsigned 64-bit shifts on every device, so logical right shifts are arithmetic shifts followed
-by a mask, and left shifts rely on torch's wrap-around for signed integers (checked by the tests).
+Two word types, one algorithm: torch int64 tensors (GPU, and CPU tensors where asked) and numpy uint64
+arrays (the CPU path: numpy's unsigned shifts are logical, its per-call overhead is lower than torch's, and
+``numpy.bitwise_count`` counts bits with the CPU's popcount instruction). :func:`boundary` and
+:func:`dilate_disk` take either and compute the same bits; the small :class:`_Ops` classes hold the only
+differences. torch has no unsigned 64-bit shifts on every device, so there logical right shifts are
+arithmetic shifts followed by a mask, and left shifts rely on torch's wrap-around for signed integers
+(checked by the tests).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import torch
 
 WORD = 64
@@ -22,6 +29,7 @@ _M1 = 0x5555555555555555
 _M2 = 0x3333333333333333
 _M4 = 0x0F0F0F0F0F0F0F0F
 _H01 = 0x0101010101010101
+_HAS_BITWISE_COUNT = hasattr(np, "bitwise_count")  # numpy >= 2.0
 
 
 def n_words(width: int) -> int:
@@ -31,17 +39,29 @@ def n_words(width: int) -> int:
 class Workspace:
     """Reusable scratch memory: named buffers that grow on demand and are handed out as views.
 
-    Fresh large allocations cost page faults on every call; scoring many short expressions one after the
-    other reuses the same few megabytes instead. One workspace must not be shared between threads.
+    ``device``: a torch device, or ``"numpy"`` for numpy buffers (default dtype uint64 there, int64 for
+    torch). Fresh large allocations cost page faults on every call; scoring many short expressions one after
+    the other reuses the same few megabytes instead. One workspace must not be shared between threads.
     """
 
     def __init__(self, device: torch.device | str):
-        self.device = torch.device(device)
-        self._bufs: dict[str, torch.Tensor] = {}
+        self.numpy = str(device) == "numpy"
+        self.device = None if self.numpy else torch.device(device)
+        self._bufs: dict[str, Any] = {}
 
-    def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype = torch.int64, zero: bool = False) -> torch.Tensor:
+    def get(self, name: str, shape: tuple[int, ...], dtype: Any = None, zero: bool = False) -> Any:
         numel = math.prod(shape)
         buf = self._bufs.get(name)
+        if self.numpy:
+            dtype = np.dtype(np.uint64 if dtype is None else dtype)
+            if buf is None or buf.dtype != dtype or buf.size < numel:
+                buf = np.empty(numel, dtype=dtype)
+                self._bufs[name] = buf
+            view = buf[:numel].reshape(shape)
+            if zero:
+                view.fill(0)
+            return view
+        dtype = torch.int64 if dtype is None else dtype
         if buf is None or buf.dtype != dtype or buf.numel() < numel:
             buf = torch.empty(numel, dtype=dtype, device=self.device)
             self._bufs[name] = buf
@@ -51,8 +71,121 @@ class Workspace:
         return view
 
 
+# ----------------------------------------------------------------------------------------------
+# The two word types
+# ----------------------------------------------------------------------------------------------
+
+
+class _TorchOps:
+    """int64 tensors: logical right shift = arithmetic shift + mask; constants as signed int64."""
+
+    @staticmethod
+    def rshift(x: Any, b: int, out: Any) -> Any:
+        torch.bitwise_right_shift(x, b, out=out)
+        out &= (1 << (WORD - b)) - 1
+        return out
+
+    @staticmethod
+    def lshift(x: Any, b: int, out: Any) -> Any:
+        return torch.bitwise_left_shift(x, b, out=out)
+
+    @staticmethod
+    def bor(a: Any, b: Any, out: Any) -> Any:
+        return torch.bitwise_or(a, b, out=out)
+
+    @staticmethod
+    def band(a: Any, b: Any, out: Any) -> Any:
+        return torch.bitwise_and(a, b, out=out)
+
+    @staticmethod
+    def bxor(a: Any, b: Any, out: Any) -> Any:
+        return torch.bitwise_xor(a, b, out=out)
+
+    @staticmethod
+    def const(v: int) -> int:
+        v &= (1 << WORD) - 1
+        return v - (1 << WORD) if v >= 1 << (WORD - 1) else v
+
+    @staticmethod
+    def zeros_like(x: Any) -> Any:
+        return torch.zeros_like(x)
+
+    @staticmethod
+    def empty_like(x: Any) -> Any:
+        return torch.empty_like(x)
+
+    @staticmethod
+    def workspace(x: Any) -> Workspace:
+        return Workspace(x.device)
+
+    @staticmethod
+    def count(maps: Any, lead: int) -> Any:
+        """Set bits of each of the ``lead`` leading rows of ``maps`` (destroys ``maps``): (lead,) int64."""
+        return popcount_(maps).view(lead, -1).sum(1)
+
+
+class _NumpyOps:
+    """uint64 arrays: shifts are logical; constants as numpy uint64 scalars."""
+
+    @staticmethod
+    def rshift(x: Any, b: int, out: Any) -> Any:
+        return np.right_shift(x, np.uint64(b), out=out)
+
+    @staticmethod
+    def lshift(x: Any, b: int, out: Any) -> Any:
+        return np.left_shift(x, np.uint64(b), out=out)
+
+    @staticmethod
+    def bor(a: Any, b: Any, out: Any) -> Any:
+        return np.bitwise_or(a, b, out=out)
+
+    @staticmethod
+    def band(a: Any, b: Any, out: Any) -> Any:
+        return np.bitwise_and(a, b, out=out)
+
+    @staticmethod
+    def bxor(a: Any, b: Any, out: Any) -> Any:
+        return np.bitwise_xor(a, b, out=out)
+
+    @staticmethod
+    def const(v: int) -> Any:
+        return np.uint64(v & ((1 << WORD) - 1))
+
+    @staticmethod
+    def zeros_like(x: Any) -> Any:
+        return np.zeros_like(x)
+
+    @staticmethod
+    def empty_like(x: Any) -> Any:
+        return np.empty_like(x)
+
+    @staticmethod
+    def workspace(x: Any) -> Workspace:
+        return Workspace("numpy")
+
+    @staticmethod
+    def count(maps: Any, lead: int) -> Any:
+        flat = maps.reshape(lead, -1)
+        if _HAS_BITWISE_COUNT:
+            return np.bitwise_count(flat).sum(1, dtype=np.int64)
+        return popcount_np(flat).sum(1, dtype=np.int64)  # pragma: no cover - numpy < 2
+
+
+def _ops(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        if x.dtype != np.uint64:
+            raise TypeError(f"packed numpy masks must be uint64 words, got {x.dtype}")
+        return _NumpyOps
+    return _TorchOps
+
+
+# ----------------------------------------------------------------------------------------------
+# Packing
+# ----------------------------------------------------------------------------------------------
+
+
 class Packer:
-    """Packs masks of one (H, W) geometry along W, reusing its staging buffers across calls.
+    """Packs torch masks of one (H, W) geometry along W, reusing its staging buffers across calls.
 
     ``pack(mask, out)``: mask (T, H, W) bool or integer (non-zero = foreground) -> out (T, H, ceil(W/64))
     int64, bit x % 64 of word x // 64 set where mask[..., x] != 0. T may vary up to ``max_frames``.
@@ -88,11 +221,58 @@ def pack(mask: torch.Tensor) -> torch.Tensor:
     return out.view(*lead, height, n_words(width))
 
 
-def unpack(words: torch.Tensor, width: int) -> torch.Tensor:
-    """Inverse of :func:`pack`: (..., H, K) int64 -> (..., H, width) bool."""
+def pack_numpy(mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Pack (..., H, W) numpy masks (bool or integer, non-zero = foreground) into (..., H, ceil(W/64)) uint64
+    words, the same bits as :func:`pack` (``numpy.packbits`` sets a bit for every non-zero element).
+
+    ``out``: an optional C-contiguous uint64 array of the result's shape to write into."""
+    if mask.dtype.kind not in "biu":
+        raise TypeError(f"pack_numpy expects a bool or integer array, got {mask.dtype}")
+    *lead, height, width = mask.shape
+    k = n_words(width)
+    if out is not None and (out.shape != (*lead, height, k) or out.dtype != np.uint64 or not out.flags.c_contiguous):
+        raise ValueError(f"pack_numpy: out must be C-contiguous uint64 of shape {(*lead, height, k)}")
+    if mask.ndim == 2 and mask.itemsize == 1 and mask.flags.f_contiguous and not mask.flags.c_contiguous:
+        # a column-major frame (what COCO RLE decoders give): numpy.packbits reads it 80x slower across the
+        # grain, and numpy's own transpose copy is slow too; OpenCV's transpose is one fast pass
+        import cv2
+
+        mask = cv2.transpose(np.ascontiguousarray(mask.T).view(np.uint8))
+    nbytes = (width + 7) // 8
+    if out is None and nbytes == k * 8:
+        return np.packbits(mask, axis=-1, bitorder="little").view(np.uint64)
+    if out is None:
+        out = np.empty((*lead, height, k), dtype=np.uint64)
+    dst = out.view(np.uint8)
+    dst[..., :nbytes] = np.packbits(mask, axis=-1, bitorder="little")
+    dst[..., nbytes:] = 0
+    return out
+
+
+def pack_equal(ids: np.ndarray, value: int, chunk: int = 8) -> np.ndarray:
+    """:func:`pack_numpy` of ``ids == value`` for (T, H, W) id maps, a few frames at a time so that the
+    one-hot temporaries stay in cache (a whole-sequence one-hot costs more in page faults than to pack)."""
+    t, h, w = ids.shape
+    out = np.empty((t, h, n_words(w)), dtype=np.uint64)
+    for start in range(0, t, chunk):
+        stop = min(t, start + chunk)
+        pack_numpy(ids[start:stop] == value, out=out[start:stop])
+    return out
+
+
+def unpack(words: Any, width: int) -> Any:
+    """Inverse of :func:`pack` / :func:`pack_numpy`: (..., H, K) words -> (..., H, width) bool."""
+    if isinstance(words, np.ndarray):
+        bits = np.unpackbits(words.view(np.uint8), axis=-1, bitorder="little")
+        return bits[..., :width].astype(bool)
     shifts = torch.arange(WORD, device=words.device, dtype=torch.int64)
     bits = (words.unsqueeze(-1) >> shifts) & 1
     return bits.flatten(-2)[..., :width].bool()
+
+
+# ----------------------------------------------------------------------------------------------
+# Shifts and counts
+# ----------------------------------------------------------------------------------------------
 
 
 def _logical_rshift(x: torch.Tensor, b: int) -> torch.Tensor:
@@ -100,39 +280,43 @@ def _logical_rshift(x: torch.Tensor, b: int) -> torch.Tensor:
     return (x >> b) & ((1 << (WORD - b)) - 1)
 
 
-def take_east(x: torch.Tensor, s: int) -> torch.Tensor:
+def take_east(x: Any, s: int) -> Any:
     """out[..., p] = x[..., p + s] along the packed pixel axis, zero beyond the end (s >= 0)."""
+    ops = _ops(x)
     if s == 0:
-        return x.clone()
+        return x.copy() if isinstance(x, np.ndarray) else x.clone()
     q, b = divmod(s, WORD)
     k = x.shape[-1]
-    out = torch.zeros_like(x)
+    out = ops.zeros_like(x)
     if q >= k:
         return out
     if b == 0:
         out[..., : k - q] = x[..., q:]
         return out
-    out[..., : k - q] = _logical_rshift(x[..., q:], b)
+    ops.rshift(x[..., q:], b, out[..., : k - q])
     if k - q - 1 > 0:
-        out[..., : k - q - 1] |= x[..., q + 1 :] << (WORD - b)
+        tmp = ops.empty_like(x[..., q + 1 :])
+        out[..., : k - q - 1] |= ops.lshift(x[..., q + 1 :], WORD - b, tmp)
     return out
 
 
-def take_west(x: torch.Tensor, s: int) -> torch.Tensor:
+def take_west(x: Any, s: int) -> Any:
     """out[..., p] = x[..., p - s] along the packed pixel axis, zero before the start (s >= 0)."""
+    ops = _ops(x)
     if s == 0:
-        return x.clone()
+        return x.copy() if isinstance(x, np.ndarray) else x.clone()
     q, b = divmod(s, WORD)
     k = x.shape[-1]
-    out = torch.zeros_like(x)
+    out = ops.zeros_like(x)
     if q >= k:
         return out
     if b == 0:
         out[..., q:] = x[..., : k - q]
         return out
-    out[..., q:] = x[..., : k - q] << b
+    ops.lshift(x[..., : k - q], b, out[..., q:])
     if k - q - 1 > 0:
-        out[..., q + 1 :] |= _logical_rshift(x[..., : k - q - 1], WORD - b)
+        tmp = ops.empty_like(x[..., : k - q - 1])
+        out[..., q + 1 :] |= ops.rshift(x[..., : k - q - 1], WORD - b, tmp)
     return out
 
 
@@ -161,8 +345,19 @@ def popcount_(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def count(x: torch.Tensor) -> torch.Tensor:
-    """Set bits per leading index: (T, ...) int64 -> (T,) int64."""
+def popcount_np(x: np.ndarray) -> np.ndarray:
+    """Per-word number of set bits of uint64 words (numpy < 2 has no ``bitwise_count``), SWAR."""
+    u = np.uint64
+    x = x - ((x >> u(1)) & u(_M1))
+    x = (x & u(_M2)) + ((x >> u(2)) & u(_M2))
+    x = (x + (x >> u(4))) & u(_M4)
+    return (x * u(_H01)) >> u(56)
+
+
+def count(x: Any) -> Any:
+    """Set bits per leading index: (T, ...) words -> (T,) int64."""
+    if isinstance(x, np.ndarray):
+        return _NumpyOps.count(np.ascontiguousarray(x), x.shape[0])
     return popcount(x).flatten(1).sum(1)
 
 
@@ -171,49 +366,54 @@ def _lowmask(bits: int) -> int:
     return (1 << bits) - 1
 
 
+# ----------------------------------------------------------------------------------------------
+# Boundary and dilation
+# ----------------------------------------------------------------------------------------------
+
+
 def boundary(
-    words: torch.Tensor,
+    words: Any,
     width: int,
     last_row: bool = True,
     last_word: int | None = -1,
-    out: torch.Tensor | None = None,
+    out: Any = None,
     ws: Workspace | None = None,
-) -> torch.Tensor:
+) -> Any:
     """Boundary map of packed masks, exactly davis2017-evaluation ``_seg2bmap`` (no resizing).
 
-    words: (..., H, K) packed masks of true width ``width``. With E, S, SE the east, south and south-east
-    neighbours (zero outside the image): b = (m^E) | (m^S) | (m^SE); the last row is m^E, the last column
-    m^S, and the bottom-right pixel 0 (davis2017/metrics.py::_seg2bmap).
+    words: (..., H, K) packed masks (torch int64 or numpy uint64) of true width ``width``. With E, S, SE the
+    east, south and south-east neighbours (zero outside the image): b = (m^E) | (m^S) | (m^SE); the last row
+    is m^E, the last column m^S, and the bottom-right pixel 0 (davis2017/metrics.py::_seg2bmap).
 
     ``words`` may be a crop of the image: ``last_row`` says whether its last row is the image's own, and
     ``last_word`` is the index of the word column holding the image's last pixel column (None when the crop
     does not reach it), so the border rules apply there; pixels beyond a crop must be zero.
     """
-    ws = ws or Workspace(words.device)
-    b = torch.empty_like(words) if out is None else out
-    east = torch.bitwise_right_shift(words, 1, out=ws.get("bnd_east", words.shape))
-    east &= _lowmask(WORD - 1)
+    ops = _ops(words)
+    ws = ws or ops.workspace(words)
+    b = ops.empty_like(words) if out is None else out
+    east = ops.rshift(words, 1, ws.get("bnd_east", words.shape))
     tmp = ws.get("bnd_tmp", words.shape)
     if words.shape[-1] > 1:
-        torch.bitwise_left_shift(words[..., 1:], WORD - 1, out=tmp[..., :-1])
+        ops.lshift(words[..., 1:], WORD - 1, tmp[..., :-1])
         east[..., :-1] |= tmp[..., :-1]
-    torch.bitwise_xor(words, east, out=b)  # m ^ E
+    ops.bxor(words, east, b)  # m ^ E
     xor_s = ws.get("bnd_xor_s", words.shape)  # m ^ S, with S = 0 below the last row
-    xor_s.copy_(words)
+    xor_s[...] = words
     xor_s[..., :-1, :] ^= words[..., 1:, :]
     b |= xor_s
-    torch.bitwise_xor(words[..., :-1, :], east[..., 1:, :], out=tmp[..., :-1, :])  # m ^ SE
+    ops.bxor(words[..., :-1, :], east[..., 1:, :], tmp[..., :-1, :])  # m ^ SE
     b[..., :-1, :] |= tmp[..., :-1, :]
     b[..., -1, :] |= words[..., -1, :]  # SE = 0 below the last row
     if last_row:
-        torch.bitwise_xor(words[..., -1, :], east[..., -1, :], out=b[..., -1, :])
+        ops.bxor(words[..., -1, :], east[..., -1, :], b[..., -1, :])
     if last_word is not None:
-        last_bit = (width - 1) % WORD
-        col = 1 << last_bit if last_bit < WORD - 1 else -(1 << (WORD - 1))
-        b[..., last_word] &= ~col
+        bit = 1 << ((width - 1) % WORD)
+        col, keep = ops.const(bit), ops.const(~bit)
+        b[..., last_word] &= keep
         b[..., last_word] |= xor_s[..., last_word] & col
         if last_row:
-            b[..., -1, last_word] &= ~col
+            b[..., -1, last_word] &= keep
     return b
 
 
@@ -222,22 +422,20 @@ def disk_half_widths(radius: int) -> list[int]:
     return [math.isqrt(radius * radius - dy * dy) for dy in range(radius + 1)]
 
 
-def _widen_into(cur: torch.Tensor, d: int, out: torch.Tensor, tmp: torch.Tensor) -> None:
+def _widen_into(ops: Any, cur: Any, d: int, out: Any, tmp: Any) -> None:
     """out = cur | east_d(cur) | west_d(cur) along the last axis, for 0 < d < 64, in the given buffers."""
-    torch.bitwise_right_shift(cur, d, out=tmp)
-    tmp &= _lowmask(WORD - d)
-    torch.bitwise_or(cur, tmp, out=out)
-    torch.bitwise_left_shift(cur, d, out=tmp)
+    ops.rshift(cur, d, tmp)
+    ops.bor(cur, tmp, out)
+    ops.lshift(cur, d, tmp)
     out |= tmp
     if cur.shape[-1] > 1:
-        torch.bitwise_left_shift(cur[..., 1:], WORD - d, out=tmp[..., :-1])
+        ops.lshift(cur[..., 1:], WORD - d, tmp[..., :-1])
         out[..., :-1] |= tmp[..., :-1]
-        torch.bitwise_right_shift(cur[..., :-1], WORD - d, out=tmp[..., 1:])
-        tmp[..., 1:] &= _lowmask(d)
+        ops.rshift(cur[..., :-1], WORD - d, tmp[..., 1:])
         out[..., 1:] |= tmp[..., 1:]
 
 
-def dilate_disk(words: torch.Tensor, radius: int, guarded: bool = False, ws: Workspace | None = None) -> torch.Tensor:
+def dilate_disk(words: Any, radius: int, guarded: bool = False, ws: Workspace | None = None) -> Any:
     """Dilate packed (..., H, K) maps by the disk of integer ``radius`` (skimage ``disk`` footprint,
     cv2.dilate semantics: pixels outside the image never count).
 
@@ -248,8 +446,9 @@ def dilate_disk(words: torch.Tensor, radius: int, guarded: bool = False, ws: Wor
     ``guarded``: the last word of every row is a zero guard word, and ``words`` is contiguous. Then, for
     radius < 64, all rows of all maps are dilated horizontally as one contiguous bit line (bits that cross
     a row end stay in the guard word, more than ``radius`` pixels from the next row's pixels), which saves
-    torch's per-slice overhead; guard words of the result may be non-zero and must be ignored.
+    per-slice overhead; guard words of the result may be non-zero and must be ignored.
     """
+    ops = _ops(words)
     widths = disk_half_widths(radius)
     *lead, height, k = words.shape
     as_line = guarded and radius < WORD
@@ -257,7 +456,7 @@ def dilate_disk(words: torch.Tensor, radius: int, guarded: bool = False, ws: Wor
     for dy, w in enumerate(widths):
         if dy < height:
             rows_of.setdefault(w, []).append(dy)
-    ws = ws or Workspace(words.device)
+    ws = ws or ops.workspace(words)
     out = ws.get("dil_out", words.shape, zero=True)
     bufs = [ws.get("dil_a", words.shape), ws.get("dil_b", words.shape)]
     tmp = ws.get("dil_tmp", words.shape)
@@ -270,11 +469,11 @@ def dilate_disk(words: torch.Tensor, radius: int, guarded: bool = False, ws: Wor
             d = min(target - cur_w, cur_w + 1)
             nxt = bufs[0] if cur is not bufs[0] else bufs[1]
             if as_line:
-                _widen_into(cur.view(-1), d, nxt.view(-1), tmp.view(-1))
+                _widen_into(ops, cur.reshape(-1), d, nxt.reshape(-1), tmp.reshape(-1))
             elif d < WORD:
-                _widen_into(cur, d, nxt, tmp)
+                _widen_into(ops, cur, d, nxt, tmp)
             else:
-                torch.bitwise_or(cur, take_east(cur, d), out=nxt)
+                ops.bor(cur, take_east(cur, d), nxt)
                 nxt |= take_west(cur, d)
             cur, cur_w = nxt, cur_w + d
         for dy in rows_of[target]:

@@ -45,7 +45,13 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from refbench.metrics.frame import jaccard_and_boundary, pairwise_jaccard_and_boundary
+from refbench.metrics import _bits
+from refbench.metrics.frame import (
+    jaccard_and_boundary,
+    jaccard_and_boundary_packed,
+    pairwise_jaccard_and_boundary,
+    pairwise_jaccard_and_boundary_packed,
+)
 
 MaskLike = Union[torch.Tensor, np.ndarray]
 DecayIndex = Literal["uint8", "exact"]
@@ -59,6 +65,9 @@ OBJECT_COLUMNS: tuple[str, ...] = ("J-Mean", "J-Recall", "J-Decay", "F-Mean", "F
 
 # Pixels per call of jaccard_and_boundary when several (prediction, GT) object pairs are batched.
 _PIXEL_BUDGET = 1 << 27
+# CPU tensors are scored on numpy words (each object's mask packed straight from the id map); the torch
+# path below serves every other device (the tests switch this off to check it on CPU).
+_NUMPY_ON_CPU = True
 
 
 # ----------------------------------------------------------------------------------------------
@@ -274,6 +283,18 @@ def _pair_scores(
     f_out = np.zeros((len(pairs), n_frames), dtype=np.float64)
     if not pairs or n_frames == 0:
         return j_out, f_out
+    if pred.device.type == "cpu" and _NUMPY_ON_CPU:  # numpy words, each id's mask packed from the index map
+        p_np, g_np = pred.numpy(), gt.numpy()
+        keep = None if void is None else np.invert(_bits.pack_numpy(void.numpy()))
+        for i, (pid, gid) in enumerate(pairs):
+            pw = _bits.pack_equal(p_np, pid)
+            gw = _bits.pack_equal(g_np, gid)
+            if keep is not None:
+                pw &= keep
+                gw &= keep
+            j, f = jaccard_and_boundary_packed(pw, gw, width, bound_th)
+            j_out[i], f_out[i] = j.numpy(), f.numpy()
+        return j_out, f_out
     per_call = max(1, _PIXEL_BUDGET // max(1, n_frames * height * width))
     for start in range(0, len(pairs), per_call):
         batch = pairs[start : start + per_call]
@@ -299,6 +320,20 @@ def _all_pair_scores(
     j_out = np.zeros((n_rows, n_obj, n_frames), dtype=np.float64)
     f_out = np.zeros((n_rows, n_obj, n_frames), dtype=np.float64)
     if n_rows == 0 or n_obj == 0 or n_frames == 0:
+        return j_out, f_out
+    if pred.device.type == "cpu" and _NUMPY_ON_CPU:  # numpy words, each id's mask packed from the index map
+        p_ids = pred.numpy()
+        if void is not None:  # void removed once from the id map (GT ids never equal the void label)
+            p_ids = np.where(void.numpy(), 0, p_ids)
+        g_ids = gt.numpy()
+        step = max(1, (_PIXEL_BUDGET * 8) // max(1, (n_rows + n_obj) * height * width))
+        for start in range(0, n_frames, step):
+            stop = min(n_frames, start + step)
+            pw = np.stack([_bits.pack_equal(p_ids[start:stop], i) for i in range(1, n_rows + 1)])
+            gw = np.stack([_bits.pack_equal(g_ids[start:stop], i) for i in range(1, n_obj + 1)])
+            j, f = pairwise_jaccard_and_boundary_packed(pw, gw, width, bound_th)
+            j_out[:, :, start:stop] = j.numpy()
+            f_out[:, :, start:stop] = f.numpy()
         return j_out, f_out
     step = max(1, _PIXEL_BUDGET // max(1, (n_rows + n_obj) * height * width))
     pids = torch.arange(1, n_rows + 1, dtype=pred.dtype, device=pred.device).view(-1, 1, 1, 1)

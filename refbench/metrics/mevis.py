@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from refbench.data.mevis import decode_rle  # the one COCO RLE decoder, shared with the loaders
-from refbench.metrics.frame import jaccard_and_boundary
+from refbench.metrics.frame import jaccard_and_boundary, jaccard_and_boundary_packed
 
 MaskLike = Union[torch.Tensor, np.ndarray]
 RLE = Mapping[str, Any]
@@ -146,6 +146,26 @@ def frame_jf(
         raise ValueError(f"{name}: no frames to score")
     j, f = jaccard_and_boundary(p, g)
     return j.cpu().numpy(), f.cpu().numpy()
+
+
+def expression_jf_packed(
+    pred_words: np.ndarray, gt_words: np.ndarray, width: int, *, device: torch.device | str | None = None,
+    name: str = "expression",
+) -> ExpressionJF:
+    """:func:`expression_jf` of masks already packed into words: (T, H, ceil(width / 64)) uint64 each
+    (:func:`refbench.metrics._bits.pack_numpy`, :meth:`refbench.data.mevis.MevisLoader.gt_words`); J and F on
+    ``device`` (numpy words on CPU, torch words elsewhere). The same values as on the unpacked masks."""
+    if pred_words.shape != gt_words.shape:
+        raise ValueError(f"{name}: prediction words {tuple(pred_words.shape)} differ from GT words "
+                         f"{tuple(gt_words.shape)}")
+    if pred_words.shape[0] == 0:
+        raise ValueError(f"{name}: no frames to score")
+    if device is not None and torch.device(device).type != "cpu":
+        pred_words = torch.from_numpy(np.ascontiguousarray(pred_words).view(np.int64)).to(device)
+        gt_words = torch.from_numpy(np.ascontiguousarray(gt_words).view(np.int64)).to(device)
+    j, f = jaccard_and_boundary_packed(pred_words, gt_words, width)
+    j_np, f_np = j.cpu().numpy(), f.cpu().numpy()
+    return ExpressionJF(J=float(np.mean(j_np)), F=float(np.mean(f_np)), J_frames=j_np, F_frames=f_np)
 
 
 def expression_jf(
@@ -306,6 +326,7 @@ __all__ = [
     "decode_rle",
     "expression_gt",
     "expression_jf",
+    "expression_jf_packed",
     "frame_jf",
     "mevis_scores",
 ]

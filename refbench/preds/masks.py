@@ -5,8 +5,8 @@ Accepted shapes (``open_mask_source`` picks the reader from the path):
 * **PNG folder, expression layout** (MeViS / ReVOS / Ref-DAVIS17 convention B submissions;
   henghuiding/MeViS ``tools/eval_mevis.py`` and cilinyan/VISA ``tools/eval_revos.py`` read
   ``<pred>/<video>/<exp_id>/<frame>.png``): one grey PNG per listed frame, read as the official scripts read
-  it (``cv2.imread(p, cv2.IMREAD_GRAYSCALE)``): an ``'L'`` PNG as is, other modes converted to grey; any
-  non-zero value is foreground for J and F, the raw values are kept for ReVOS's A and R. Nested video names
+  it (``cv2.imread(p, cv2.IMREAD_GRAYSCALE)``): an ``'L'`` PNG as is, other modes converted to grey as OpenCV
+  converts them (:mod:`refbench.png_decode` reads masks fast with the same values); any non-zero value is foreground for J and F, the raw values are kept for ReVOS's A and R. Nested video names
   (ReVOS ``UVO/all/<id>``) are nested folders. A single top folder ``Annotations/`` (the Ref-YouTube-VOS
   submission zip) is stepped into.
 * **PNG folder, sequence layout** (DAVIS-2017 / MOSE; davis2017-evaluation ``davis2017/results.py``
@@ -24,6 +24,11 @@ Accepted shapes (``open_mask_source`` picks the reader from the path):
   one pixel are refused (a palette PNG cannot hold both, so the official reader never sees an overlap).
 * **Frame-keyed RLE JSON** (every VOS protocol; what ``refbench run`` writes for the ``vos`` task):
   ``{"<video>": {"<object id>": {"<frame>": RLE or null}}}`` (:mod:`refbench.preds.vos_json`).
+
+The scorers of J and F take masks as bit-packed words (:meth:`MaskSource.read_packed`): PNG frames are
+packed as they are decoded, RLE frames are decoded straight into words (:func:`refbench.rle.decode_rle_words`).
+An RLE JSON file is indexed, not held (:mod:`refbench.preds.json_index`): each expression's list is parsed
+when it is read. Sources opened before a scoring process forks are reopened in it (:meth:`after_fork`).
 
 Every problem raises :class:`refbench.data.base.PredictionError` naming the file (and zip member): a wrong
 frame size, an unreadable PNG, malformed JSON, ids that are not in the dataset, unsafe path components.
@@ -46,8 +51,8 @@ import numpy as np
 
 from refbench.data.base import PredictionError, safe_component
 from refbench.files import load_json, open_regular
-from refbench.png import MAX_FRAME_PIXELS, check_png, max_png_bytes, png_size
-from refbench.rle import decode_rle, rle_size
+from refbench.png import MAX_FRAME_PIXELS, max_png_bytes, png_size, walk_png
+from refbench.rle import decode_rle, decode_rle_words, rle_size
 
 PathLike = Union[str, Path]
 
@@ -115,15 +120,6 @@ def _check_video_name(video: str, source: PathLike) -> str:
     return video
 
 
-def _grey(im: Any, where: str) -> np.ndarray:
-    """A PIL image as the (H, W) uint8 grey values ``cv2.IMREAD_GRAYSCALE`` gives for 8-bit PNGs."""
-    if im.mode == "L":
-        return np.array(im, dtype=np.uint8)
-    if im.mode in ("P", "1", "RGB", "RGBA", "LA", "PA"):
-        return np.array(im.convert("L"), dtype=np.uint8)
-    raise PredictionError(f"{where}: unsupported PNG mode {im.mode!r} (expected an 8-bit grey, palette or RGB PNG)")
-
-
 def _indices(im: Any, where: str) -> np.ndarray:
     """Palette indices of a 'P' PNG (or the values of an 'L' / '1' PNG), as davis2017 reads them."""
     if im.mode not in ("P", "L", "1"):
@@ -136,20 +132,43 @@ def _indices(im: Any, where: str) -> np.ndarray:
 
 
 def decode_png(data: bytes, where: str, values: str = "grey", size: Sequence[int] | None = None) -> np.ndarray:
-    """Decode PNG bytes to (H, W) uint8; ``values``: ``"grey"`` (MeViS/ReVOS) or ``"index"`` (DAVIS).
+    """Decode PNG bytes to (H, W) uint8 as the official reader does; ``values``: ``"grey"`` (MeViS / ReVOS:
+    ``cv2.imread(p, cv2.IMREAD_GRAYSCALE)``) or ``"index"`` (DAVIS: ``np.array(Image.open(p))``, indexed or
+    grey PNGs only).
 
     ``size``: the frame size ``(H, W)`` the dataset expects. The PNG's chunks and declared size are checked
-    first (:func:`refbench.png.check_png`), so a corrupt file or one declaring another size is refused before
-    anything is inflated."""
+    first (:func:`refbench.png.walk_png`), so a corrupt file or one declaring another size is refused before
+    anything is inflated. Masks then take the fast path of :mod:`refbench.png_decode` (libdeflate and
+    vectorised filters, the same values); every other PNG is read by the official reader itself."""
+    from refbench.png_decode import decode_fast
+
+    chunks = walk_png(data, where, size, PredictionError)[2]
+    arr = decode_fast(data, values, chunks)
+    if arr is not None:
+        return arr
+    if values == "index":
+        return _decode_png_pil(data, where)
+    import cv2
+
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    except cv2.error as exc:
+        raise PredictionError(f"{where}: cannot read PNG ({exc})") from exc
+    if arr is None:
+        raise PredictionError(f"{where}: cannot read PNG (OpenCV could not decode it)")
+    return arr
+
+
+def _decode_png_pil(data: bytes, where: str) -> np.ndarray:
+    """``np.array(Image.open(...))`` of a checked PNG, indexed or grey only (DAVIS)."""
     from PIL import Image, UnidentifiedImageError
 
-    check_png(data, where, size, PredictionError)
     try:
         with Image.open(io.BytesIO(data)) as im:
             if im.format != "PNG":
                 raise PredictionError(f"{where}: not a PNG file (format {im.format})")
             im.load()
-            arr = _indices(im, where) if values == "index" else _grey(im, where)
+            arr = _indices(im, where)
     except PredictionError:
         raise
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -169,6 +188,17 @@ def _rle_frames(path: Path, label: str, rles: list, frames: Sequence[str], size:
             continue
         where = f"{path}: {label} frame {t} ({frames[t]})"
         yield t, decode_rle(rle, where, size, PredictionError), where
+
+
+def _rle_words(path: Path, label: str, rles: list, frames: Sequence[str], size: tuple[int, int],
+               out: np.ndarray) -> None:
+    """The frames of a per-frame RLE list as words into ``out`` ((T, H, ceil(W / 64)) uint64, zeros where the
+    entry is null), each RLE checked as :func:`_rle_frames` checks it."""
+    if len(rles) != len(frames):
+        raise PredictionError(f"{path}: {label} has {len(rles)} RLE entries, the dataset {len(frames)} frames")
+    for t, rle in enumerate(rles):
+        if rle is not None:
+            decode_rle_words(rle, f"{path}: {label} frame {t} ({frames[t]})", size, PredictionError, out=out[t])
 
 
 def _first_rle_size(path: Path, video: str, lists: Iterable[list]) -> tuple[int, int] | None:
@@ -199,6 +229,19 @@ class MaskSource(ABC):
         self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
     ) -> np.ndarray:
         """(T, H, W) uint8 masks of ``frames``; a missing frame raises unless ``fill_missing`` (zeros)."""
+
+    def read_packed(
+        self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
+    ) -> np.ndarray:
+        """The masks of :meth:`read` as the scorers' words: (T, H, ceil(W / 64)) uint64, bit x % 64 of word
+        x // 64 set where the value is non-zero (:func:`refbench.metrics._bits.pack_numpy`). Sources that can
+        decode straight into words override this."""
+        from refbench.metrics._bits import pack_numpy
+
+        return pack_numpy(self.read(video, exp_id, frames, size, fill_missing))
+
+    def after_fork(self) -> None:
+        """In a forked scoring process: reopen what must not be shared with the parent (file offsets)."""
 
     @abstractmethod
     def check_known(self, known: Mapping[str, Iterable[str] | None], dataset: Any = None) -> None:
@@ -316,6 +359,24 @@ class _PngTree(MaskSource):
             where = self._where(rel)
             # the PNG's declared size is checked against the frame's before anything is inflated
             out[t] = decode_png(self._read_bytes(rel, max_png_bytes(*size)), where, self.values, size)
+        return out
+
+    def read_packed(
+        self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
+    ) -> np.ndarray:
+        """As :meth:`read`, packed frame by frame (no (T, H, W) array is built)."""
+        from refbench.metrics._bits import n_words, pack_numpy
+
+        folder = self._folder(video, exp_id)
+        out = np.zeros((len(frames), size[0], n_words(size[1])), dtype=np.uint64)
+        limit = max_png_bytes(*size)
+        for t, frame in enumerate(frames):
+            rel = f"{folder}/{safe_component(frame, 'frame name', self.path)}.png"
+            if rel not in self._pngs:
+                if fill_missing:
+                    continue
+                raise PredictionError(f"{self._where(rel)}: prediction PNG missing")
+            pack_numpy(decode_png(self._read_bytes(rel, limit), self._where(rel), self.values, size), out=out[t])
         return out
 
     def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
@@ -467,6 +528,14 @@ class PngZipSource(_PngTree):
     def _where(self, rel: str) -> str:
         return f"{self.path}:{self.base + rel}"
 
+    def after_fork(self) -> None:
+        """In a forked worker process: open the zip again (a file offset shared with the parent would mix
+        their reads). The parent's objects are left alone (closing them here would only close this
+        process's copy, but nothing is gained)."""
+        fh = open_regular(self.path, PredictionError, "prediction zip")
+        self._fh = fh
+        self._zip = zipfile.ZipFile(fh)
+
     def close(self) -> None:
         self._zip.close()
         self._fh.close()  # ZipFile leaves a file object it was given open
@@ -485,14 +554,32 @@ class RleJsonSource(MaskSource):
     """
 
     layout = "expression"
+    _fd: int | None = None  # the indexed file, open for os.pread (subclasses that hold parsed lists have none)
 
     def __init__(self, path: PathLike, keys: Mapping[str, tuple[str, str]]) -> None:
+        from refbench.files import DuplicateKeyError
+        from refbench.preds.json_index import JsonShapeError, index_members
+
         self.path = Path(path)
+        self._entries: dict[tuple[str, str], Any] = {}  # a list, or where it lies in the file (json_index)
+        self._fd: int | None = None
+        try:
+            members = index_members(self.path, error=PredictionError, what="prediction file")
+        except (JsonShapeError, DuplicateKeyError, RecursionError):
+            members = None  # parsed whole: load_json and the shape checks say what is wrong, in their words
+        if members is None:  # (or not ASCII)
+            self._load_whole(keys)
+        else:
+            self._index(members, keys)
+            self._fd = os.open(self.path, os.O_RDONLY)
+        self._videos = {v for v, _ in self._entries}
+
+    _EXPECTED = "expected a non-empty object {video: {exp_id: [RLE|null]}} or {\"<video>_<exp_id>\": [RLE|null]}"
+
+    def _load_whole(self, keys: Mapping[str, tuple[str, str]]) -> None:
         doc = load_json(self.path, PredictionError, "prediction file")
         if not isinstance(doc, dict) or not doc:
-            raise PredictionError(f"{self.path}: expected a non-empty object {{video: {{exp_id: [RLE|null]}}}} "
-                                  "or {\"<video>_<exp_id>\": [RLE|null]}")
-        self._entries: dict[tuple[str, str], list] = {}
+            raise PredictionError(f"{self.path}: {self._EXPECTED}")
         if all(isinstance(v, dict) for v in doc.values()):
             for video, exps in doc.items():
                 _check_video_name(video, self.path)
@@ -505,14 +592,54 @@ class RleJsonSource(MaskSource):
                     raise PredictionError(f"{self.path}: key {key!r} is not a <video>_<exp_id> of the dataset")
                 self._put(keys[key], rles)
         else:
-            raise PredictionError(f"{self.path}: mixes the nested {{video: {{exp_id: [...]}}}} and flat "
-                                  "{\"<video>_<exp_id>\": [...]} forms, or has values that are neither")
-        self._videos = {v for v, _ in self._entries}
+            self._mixed()
 
-    def _put(self, ident: tuple[str, str], rles: Any) -> None:
-        if not isinstance(rles, list):
+    def _index(self, members: list, keys: Mapping[str, tuple[str, str]]) -> None:
+        """The same checks as :meth:`_load_whole`, on the member index; values stay in the file."""
+        top = [m for m in members if len(m.keys) == 1]
+        if not top:
+            raise PredictionError(f"{self.path}: {self._EXPECTED}")
+        kinds = {m.kind for m in top}
+        if kinds == {"object"}:
+            for m in top:
+                _check_video_name(m.keys[0], self.path)
+            for m in members:
+                if len(m.keys) == 2:
+                    safe_component(m.keys[1], "expression id", self.path)
+                    self._put((m.keys[0], m.keys[1]), m, m.kind == "list")
+        elif kinds == {"list"}:
+            for m in top:
+                if m.keys[0] not in keys:
+                    raise PredictionError(f"{self.path}: key {m.keys[0]!r} is not a <video>_<exp_id> of the dataset")
+                self._put(keys[m.keys[0]], m, True)
+        else:
+            self._mixed()
+
+    def _mixed(self) -> None:
+        raise PredictionError(f"{self.path}: mixes the nested {{video: {{exp_id: [...]}}}} and flat "
+                              "{\"<video>_<exp_id>\": [...]} forms, or has values that are neither")
+
+    def _put(self, ident: tuple[str, str], rles: Any, is_list: bool | None = None) -> None:
+        if not (isinstance(rles, list) if is_list is None else is_list):
             raise PredictionError(f"{self.path}: {ident[0]}/{ident[1]} is not a list of RLE or null per frame")
         self._entries[ident] = rles
+
+    def _rles(self, ident: tuple[str, str]) -> list | None:
+        """The per-frame list of one expression (parsed from the file now when it was only indexed)."""
+        entry = self._entries.get(ident)
+        if entry is None or isinstance(entry, list):
+            return entry
+        from refbench.preds.json_index import read_value
+
+        try:
+            return read_value(self._fd, entry, f"{self.path}: {ident[0]}/{ident[1]}", PredictionError)  # type: ignore[arg-type]
+        except OSError as exc:
+            raise PredictionError(f"{self.path}: {ident[0]}/{ident[1]}: cannot read ({exc.strerror or exc})") from exc
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def status(self, video: str, exp_id: str | None, frames: Sequence[str]) -> SampleStatus:
         if video not in self._videos:
@@ -524,7 +651,7 @@ class RleJsonSource(MaskSource):
     def read(
         self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
     ) -> np.ndarray:
-        rles = self._entries.get((video, exp_id))  # type: ignore[arg-type]
+        rles = self._rles((video, exp_id))  # type: ignore[arg-type]
         out = np.zeros((len(frames), *size), dtype=np.uint8)
         if rles is None:
             if fill_missing:
@@ -534,8 +661,23 @@ class RleJsonSource(MaskSource):
             out[t] = m
         return out
 
+    def read_packed(
+        self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
+    ) -> np.ndarray:
+        """As :meth:`read`, each frame decoded straight into words (no (T, H, W) array, no dense frame)."""
+        from refbench.metrics._bits import n_words
+
+        rles = self._rles((video, exp_id))  # type: ignore[arg-type]
+        out = np.zeros((len(frames), size[0], n_words(size[1])), dtype=np.uint64)
+        if rles is None:
+            if fill_missing:
+                return out
+            raise PredictionError(f"{self.path}: no prediction for {video}/{exp_id}")
+        _rle_words(self.path, f"{video}/{exp_id}", rles, frames, size, out)
+        return out
+
     def frame_size(self, video: str, exp_id: str | None, frames: Sequence[str]) -> tuple[int, int] | None:
-        return _first_rle_size(self.path, video, [self._entries.get((video, exp_id), [])])  # type: ignore[arg-type]
+        return _first_rle_size(self.path, video, [self._rles((video, exp_id)) or []])  # type: ignore[arg-type]
 
     def check_known(self, known: Mapping[str, Iterable[str] | None], dataset: Any = None) -> None:
         sets = {v: set(e or ()) for v, e in known.items()}

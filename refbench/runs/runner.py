@@ -23,7 +23,7 @@ import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from refbench import __version__
 from refbench.errors import RefbenchInputError
@@ -225,46 +225,93 @@ def _atomic_json(path: Path, doc: Any, indent: int | None = None) -> None:
         json.dump(doc, fh, indent=indent, separators=(",", ": ") if indent else (",", ":"), default=str)
 
 
-def merge_parts(run_dir: Path, header: dict[str, Any], keys: Sequence[str]) -> dict[str, Stored]:
-    """Every stored prediction of ``keys`` across the run's part files; RunError names what is missing."""
-    found: dict[str, Stored] = {}
-    for p in part_paths(run_dir):
-        store = RunStore(p, header, readonly=True)
-        try:
-            for item in store.items():
-                prev = found.get(item.sample_id)
-                if prev is not None and prev.payload != item.payload:
-                    raise RunError(f"{run_dir}: sample {item.sample_id} is stored twice with different predictions "
-                                   f"({p.name} and another part)")
-                found.setdefault(item.sample_id, item)
-        finally:
+class MergedParts(Mapping[str, Stored]):
+    """The stored predictions of a run's samples across its part files, read from SQLite when asked for:
+    only the sample ids are held, so merging a 10,000-expression run costs no more memory than a small one."""
+
+    def __init__(self, run_dir: Path, header: dict[str, Any], keys: Sequence[str]) -> None:
+        self._stores = [RunStore(p, header, readonly=True) for p in part_paths(run_dir)]
+        where: dict[str, int] = {}
+        for i, store in enumerate(self._stores):
+            for sid in store.done():
+                j = where.setdefault(sid, i)
+                if j != i and self._stores[j].get(sid).payload != store.get(sid).payload:  # type: ignore[union-attr]
+                    msg = (f"{run_dir}: sample {sid} is stored twice with different predictions ({store.path.name} "
+                           f"and {self._stores[j].path.name})")
+                    self.close()
+                    raise RunError(msg)
+        absent = [k for k in keys if k not in where]
+        if absent:
+            self.close()
+            raise RunError(f"{run_dir}: {len(absent)} sample(s) have no stored prediction, e.g. {', '.join(absent[:5])}")
+        self._where = {k: where[k] for k in keys}
+
+    def __getitem__(self, key: str) -> Stored:
+        item = self._stores[self._where[key]].get(key)
+        if item is None:  # pragma: no cover - the part lost a row it listed
+            raise KeyError(key)
+        return item
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def close(self) -> None:
+        for store in self._stores:
             store.close()
-    absent = [k for k in keys if k not in found]
-    if absent:
-        raise RunError(f"{run_dir}: {len(absent)} sample(s) have no stored prediction, e.g. {', '.join(absent[:5])}")
-    return {k: found[k] for k in keys}
+        self._stores = []
+
+    def __del__(self) -> None:
+        try:
+            for store in self._stores:
+                store.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
 
-def write_predictions(task: str, samples: Sequence[Any], stored: dict[str, Stored], path: Path) -> None:
-    """The merged predictions in the format ``refbench eval`` reads, in dataset order."""
-    if task == "refvos":
-        doc: dict[str, Any] = {}
-        for s in samples:
-            p = stored[sample_key(task, s)].payload
-            h, w = p["size"]
-            doc.setdefault(s.video, {})[s.exp_id] = [{"size": [h, w], "counts": c} for c in p["rles"]]
-    elif task == "vos":
-        from refbench.runs.vos import vos_predictions_doc
-
-        doc = vos_predictions_doc(samples, stored)
-    elif task == "tsg":
-        doc = {sample_key(task, s): stored[sample_key(task, s)].payload["spans"] for s in samples}
-    else:
-        doc = {sample_key(task, s): stored[sample_key(task, s)].payload for s in samples}
-    _atomic_json(path, doc)
+def merge_parts(run_dir: Path, header: dict[str, Any], keys: Sequence[str]) -> Mapping[str, Stored]:
+    """Every stored prediction of ``keys`` across the run's part files, as a mapping that reads each from its
+    part when asked for (:class:`MergedParts`); RunError names what is missing or stored twice differently."""
+    return MergedParts(run_dir, header, keys)
 
 
-def write_diagnostics(samples: Sequence[Any], task: str, stored: dict[str, Stored], path: Path) -> None:
+def write_predictions(task: str, samples: Sequence[Any], stored: Mapping[str, Stored], path: Path) -> None:
+    """The merged predictions in the format ``refbench eval`` reads, in dataset order, written one sample at
+    a time (the same bytes as one ``json.dump`` of the whole document) through
+    :func:`refbench.files.atomic_output` (the target is replaced only when complete)."""
+    from refbench.files import atomic_output
+
+    dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+    with atomic_output(path, "w", "--out") as fh:
+        fh.write("{")
+        if task == "refvos":
+            by_video: dict[str, list[Any]] = {}
+            for s in samples:
+                by_video.setdefault(s.video, []).append(s)
+            for vi, (video, exps) in enumerate(by_video.items()):  # sample ids are unique: no exp_id repeats
+                fh.write(("," if vi else "") + dumps(video) + ":{")
+                for ei, s in enumerate(exps):
+                    p = stored[sample_key(task, s)].payload
+                    h, w = p["size"]
+                    rles = [{"size": [h, w], "counts": c} for c in p["rles"]]
+                    fh.write(("," if ei else "") + dumps(s.exp_id) + ":" + dumps(rles))
+                fh.write("}")
+        elif task == "vos":
+            from refbench.runs.vos import vos_predictions_doc
+
+            for i, s in enumerate(samples):  # one video at a time (refbench.runs.vos's document, streamed)
+                fh.write(("," if i else "") + dumps(s.video) + ":" + dumps(vos_predictions_doc([s], stored)[s.video]))
+        else:
+            for i, s in enumerate(samples):
+                key = sample_key(task, s)
+                value = stored[key].payload["spans"] if task == "tsg" else stored[key].payload
+                fh.write(("," if i else "") + dumps(key) + ":" + dumps(value))
+        fh.write("}")
+
+
+def write_diagnostics(samples: Sequence[Any], task: str, stored: Mapping[str, Stored], path: Path) -> None:
     from refbench.files import atomic_output
 
     with atomic_output(path, "w", "--out") as fh:
@@ -665,4 +712,4 @@ def _write_run_json(run_dir: Path, config: RunConfig, acard: Any, adapter: Adapt
 
 
 __all__ = ["DEFAULT_DATASET", "DEFAULT_MODEL", "RunConfig", "RunError", "RunResult", "SubsetLoader",
-           "StoreMismatch", "default_run_dir", "frame_size", "merge_parts", "run", "sample_key"]
+           "MergedParts", "StoreMismatch", "default_run_dir", "frame_size", "merge_parts", "run", "sample_key"]

@@ -58,22 +58,21 @@ class Stored:
 
 
 def encode_masks(masks: np.ndarray) -> dict[str, Any]:
-    """``(T, H, W) bool`` -> ``{"size": [H, W], "rles": [counts, ...]}`` (COCO compressed RLE per frame)."""
-    from pycocotools import mask as mask_utils
+    """``(T, H, W) bool`` -> ``{"size": [H, W], "rles": [counts, ...]}`` (COCO compressed RLE per frame).
+
+    Encoded from the row-major frames by :mod:`refbench.runs.rle_encode`: pycocotools' strings byte for byte
+    (tested), without transposing the stack into Fortran order first (which cost 4x the encoding)."""
+    from refbench.runs.rle_encode import encode_frame
 
     t, h, w = masks.shape
-    if t == 0:
-        return {"size": [h, w], "rles": []}
-    enc = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-    return {"size": [h, w], "rles": [e["counts"].decode("ascii") for e in enc]}
+    return {"size": [h, w], "rles": [encode_frame(m) for m in masks]}
 
 
 def encode_mask(mask: np.ndarray) -> dict[str, Any]:
     """``(H, W) bool`` -> ``{"size": [H, W], "counts": str}``."""
-    from pycocotools import mask as mask_utils
+    from refbench.runs.rle_encode import encode_frame
 
-    e = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": e["counts"].decode("ascii")}
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": encode_frame(mask)}
 
 
 def decode_masks(payload: Mapping[str, Any], where: str = "stored prediction") -> np.ndarray:

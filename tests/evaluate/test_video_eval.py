@@ -262,3 +262,15 @@ def test_davis_unsup_subset_matches_golden(shared_data, tmp_path):
     rows = [exp["per_object"][k] for k in order]
     cols = {c: float(np.mean([r[c] for r in rows])) for c in GLOBAL_COLUMNS if c != "J&F-Mean"}
     assert res.details["official"]["values"]["global"] == {"J&F-Mean": (cols["J-Mean"] + cols["F-Mean"]) / 2, **cols}
+
+
+def test_mevis_processes_equal_one_process(mevis, tmp_path):
+    """Scoring on 2 worker processes (folder and zip: the zip is reopened in each worker) gives the same rows."""
+    one = evaluate_video(mevis["card"], mevis["loader"], mevis["pred"], missing="official", workers=1)
+    zpath = tmp_path / "pred.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for p in sorted(mevis["pred"].rglob("*.png")):
+            zf.write(p, p.relative_to(mevis["pred"]).as_posix())
+    for path in (mevis["pred"], zpath):
+        two = evaluate_video(mevis["card"], mevis["loader"], path, missing="official", workers=2)
+        assert two.per_sample == one.per_sample and two.metrics == one.metrics

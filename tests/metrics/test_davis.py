@@ -383,3 +383,29 @@ def test_davis_result_order_merge_and_errors() -> None:
         merged.add(evaluate_unsupervised(gt, gt, sequence="u"))
     with pytest.raises(ValueError, match="no objects"):
         global_table([])
+
+
+def test_torch_word_path_on_cpu_equals_numpy_path(monkeypatch) -> None:
+    """CPU scoring packs each object on numpy words; GPUs take the torch path. Run that path on CPU tensors
+    and compare, so the GPU code is checked where no GPU is present (the golden tests run the numpy path)."""
+    from refbench.metrics import davis as davis_mod
+
+    rng = np.random.default_rng(8)
+    gt = np.zeros((6, 61, 97), np.uint8)
+    gt[:, 5:30, 10:50] = 1
+    gt[:, 25:55, 40:90] = 2
+    gt[:, 0:4, :] = 255  # void
+    gt[3, 30:40, 60:70] = 3
+    pred = np.roll(np.where(gt == 255, 0, gt), (2, 3), axis=(1, 2))
+    pred[rng.random(pred.shape) < 0.02] = 4
+    numpy_semi = evaluate_semi_supervised(gt, np.minimum(pred, 2), sequence="s")
+    numpy_unsup = evaluate_unsupervised(gt, pred, sequence="s")
+    monkeypatch.setattr(davis_mod, "_NUMPY_ON_CPU", False)
+    torch_semi = evaluate_semi_supervised(gt, np.minimum(pred, 2), sequence="s")
+    torch_unsup = evaluate_unsupervised(gt, pred, sequence="s")
+    for a, b in ((numpy_semi, torch_semi), (numpy_unsup, torch_unsup)):
+        assert [(o.name, o.gt_object, o.proposal) for o in a.objects] == [(o.name, o.gt_object, o.proposal)
+                                                                          for o in b.objects]
+        for oa, ob in zip(a.objects, b.objects):
+            assert np.array_equal(oa.J, ob.J) and np.array_equal(oa.F, ob.F)
+    assert np.array_equal(numpy_unsup.affinity, torch_unsup.affinity)

@@ -256,3 +256,54 @@ def test_pairwise_equals_per_pair(shape, device):
                 assert np.array_equal(j.cpu().numpy(), [_ref_j(preds[p, i].cpu().numpy(), gts[g, i].cpu().numpy(),
                                                                 None if v is None else v[i].cpu().numpy())
                                                         for i in range(t)])
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (2, 3), (65, 129), (97, 131), (481, 855)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_torch_word_path_equals_numpy_path(hw):
+    """CPU scoring runs on numpy words; every other device on torch words. Run the torch path on CPU tensors
+    so that the GPU code is checked where no GPU is present."""
+    h, w = hw
+    rng = np.random.default_rng(h + 7 * w)
+    p, g = _random_masks(rng, 14, h, w)
+    v = (rng.random(p.shape) < 0.05).astype(np.uint8)
+    for void in (None, v):
+        a = jaccard_and_boundary(p, g, void)
+        b = frame_mod._jaccard_and_boundary_torch(torch.from_numpy(p), torch.from_numpy(g),
+                                                 None if void is None else torch.from_numpy(void), 0.008, True, True)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+        assert a[0].tolist() == [_ref_j(p[i], g[i], None if void is None else void[i]) for i in range(14)]
+        assert a[1].tolist() == [_ref_f(p[i], g[i], None if void is None else void[i]) for i in range(14)]
+
+
+def test_packed_entry_point_equals_unpacked(device):
+    rng = np.random.default_rng(21)
+    p, g = _random_masks(rng, 14, 97, 131)
+    j, f = jaccard_and_boundary(p, g)
+    pw, gw = _bits.pack_numpy(p), _bits.pack_numpy(g)
+    assert pw.dtype == np.uint64 and pw.shape == (14, 97, 3)
+    assert torch.equal(_bits.pack(torch.from_numpy(p)), torch.from_numpy(pw.view(np.int64)))
+    jj, ff = frame_mod.jaccard_and_boundary_packed(pw, gw, 131)
+    assert torch.equal(jj, j) and torch.equal(ff, f)
+    tj, tf = frame_mod.jaccard_and_boundary_packed(torch.from_numpy(pw.view(np.int64)).to(device),
+                                                   torch.from_numpy(gw.view(np.int64)).to(device), 131)
+    assert torch.equal(tj.cpu(), j) and torch.equal(tf.cpu(), f)
+    with pytest.raises(ValueError, match="words per row"):
+        frame_mod.jaccard_and_boundary_packed(pw, gw, 200)
+    with pytest.raises(TypeError, match="both"):
+        frame_mod.jaccard_and_boundary_packed(pw, torch.from_numpy(gw.view(np.int64)), 131)
+
+
+def test_numpy_boundary_and_shifts_equal_torch():
+    rng = np.random.default_rng(4)
+    m = rng.random((3, 17, 131)) > 0.6
+    tw = _bits.pack(torch.from_numpy(m))
+    nw = _bits.pack_numpy(m)
+    assert np.array_equal(_bits.unpack(nw, 131), m)
+    for s in (0, 1, 5, 63, 64, 65, 130, 200):
+        assert np.array_equal(_bits.take_east(nw, s).view(np.int64), _bits.take_east(tw, s).numpy()), s
+        assert np.array_equal(_bits.take_west(nw, s).view(np.int64), _bits.take_west(tw, s).numpy()), s
+    assert np.array_equal(_bits.boundary(nw, 131).view(np.int64), _bits.boundary(tw, 131).numpy())
+    for r in (1, 8, 12, 70):
+        assert np.array_equal(_bits.dilate_disk(nw, r).view(np.int64), _bits.dilate_disk(tw, r).numpy()), r
+    assert _bits.count(nw).tolist() == _bits.count(tw).tolist()
+    assert np.array_equal(_bits.popcount_np(nw), _bits.popcount(tw).numpy())

@@ -77,3 +77,41 @@ def test_part_without_tables_reads_as_empty(tmp_path):
         s.put_many([Stored("v/0", "v", {}, {}, 0.0)])
     with RunStore(path, HEADER, readonly=True) as s:
         assert s.done() == {"v/0"}
+
+
+def test_streamed_merge_writes_the_bytes_of_one_json_dump(tmp_path):
+    """merge_parts reads predictions from the parts on demand; write_predictions streams them, giving the
+    same file as json.dump of the whole document; a sample stored twice differently is refused."""
+    import json
+    from types import SimpleNamespace
+
+    from refbench.runs.runner import RunError, merge_parts, write_predictions
+    from refbench.runs.store import RunStore, Stored, part_path
+
+    header = {"adapter": "a", "fingerprint": "f", "dataset": "d", "task": "refvos", "annotation_sha256": "x"}
+    samples = [SimpleNamespace(video=v, exp_id=e) for v in ("v1", "v/2", "v1x") for e in ("0", "10", "2")]
+    payloads = {f"{s.video}/{s.exp_id}": {"size": [3, 4], "rles": [f"c{i}\"]" for i in range(3)]}
+                for s in samples}
+    for rank in range(2):
+        with RunStore(part_path(tmp_path, rank), header) as st:
+            st.put_many([Stored(k, k.split("/")[0], p, {}, 0.1) for i, (k, p) in enumerate(payloads.items())
+                         if i % 2 == rank or i == 0])  # sample 0 in both parts, identical
+    stored = merge_parts(tmp_path, header, list(payloads))
+    assert len(stored) == len(samples) and stored["v/2/10"].payload == payloads["v/2/10"]
+    out = tmp_path / "predictions.json"
+    write_predictions("refvos", samples, stored, out)
+    doc: dict = {}
+    for s in samples:
+        p = payloads[f"{s.video}/{s.exp_id}"]
+        doc.setdefault(s.video, {})[s.exp_id] = [{"size": p["size"], "counts": c} for c in p["rles"]]
+    assert out.read_text() == json.dumps(doc, separators=(",", ":"))
+    tsg = [SimpleNamespace(qid=q) for q in ("q1", "q0")]
+    spans = {"q1": {"spans": [[1.0, 2.5]], "text": None}, "q0": {"spans": [], "text": "x"}}
+    write_predictions("tsg", tsg, {k: Stored(k, "v", p, {}, 0.0) for k, p in spans.items()}, out)
+    assert out.read_text() == json.dumps({"q1": [[1.0, 2.5]], "q0": []}, separators=(",", ":"))
+    with RunStore(part_path(tmp_path, 1), header) as st:
+        st.put_many([Stored("v1/0", "v1", {"size": [3, 4], "rles": ["other"]}, {}, 0.1)])
+    with pytest.raises(RunError, match="stored twice with different predictions"):
+        merge_parts(tmp_path, header, list(payloads))
+    with pytest.raises(RunError, match="no stored prediction"):
+        merge_parts(tmp_path / "empty", header, ["v1/0"])
