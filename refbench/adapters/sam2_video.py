@@ -24,6 +24,10 @@ torchvision, hence the ``sam`` environment (torch 2.14.1 + torchvision 0.29.1, A
   the reverse pass revisits the start frame, whose conditioning output is kept. The result keeps the low-resolution
   logits per object and frame (a long video's full-size float logits would not fit in memory) and upsamples on
   request.
+* :func:`track_seeded` -- every object in one session, each prompted on its own frame (frames ascending, each run at
+  once with :meth:`~Sam2VideoTracker.run_frame`, since transformers keeps only the latest call's objects as new
+  inputs), propagated from the earliest prompt frame forward and then backward, as SAM 2's predictor does with no
+  start frame given (ReferDINO-Plus's ``refine_from_refdino.py``).
 
 Nothing here is imported before an adapter's ``setup`` (torch and transformers are imported inside the functions).
 """

@@ -314,20 +314,33 @@ def test_referdino_plus_demo_end_to_end_two_environments(demo_env, clone, sam_en
         want, multi = _script_fusion(oris[r.exp_id], sam_ref[r.exp_id], d["seed_frames"])
         assert d["several"] == multi
         np.testing.assert_array_equal(got, want)
-    # options change the outputs' identity: fusion=union is another fingerprint, and its masks are sam | ori
-    _cli_run(*base, "--model-arg", "fusion=union", "--model-arg", "other_seed_frames=track", "--out",
-             str(tmp_path / "union"))
-    meta_u = json.loads((tmp_path / "union" / "run.json").read_text())
-    assert meta_u["header"]["fingerprint"] != meta["header"]["fingerprint"]
-    pu = json.loads((tmp_path / "union" / "predictions.json").read_text())
-    for r, _frames in reqs:
-        got = decode_masks({"size": [160, 240], "rles": [x["counts"] for x in pu[r.video][r.exp_id]]})
-        np.testing.assert_array_equal(got, sam_ref[r.exp_id].any(0) | oris[r.exp_id])
-    # forward only: frame 0 (before the earliest seed) has no SAM 2 mask
-    _cli_run(*base, "--model-arg", "direction=forward", "--model-arg", "fusion=sam", "--out", str(tmp_path / "fwd"))
-    dfw = json.loads((tmp_path / "fwd" / "diagnostics.jsonl").read_text().splitlines()[0])["diagnostics"]
-    assert dfw["frames_tracked"] == [15, 15]
-    pf = json.loads((tmp_path / "fwd" / "predictions.json").read_text())
+    # one run with three options changed (limit 1: each run starts two workers): union fusion, tracked masks on the
+    # other seed frames, forward only (frame 0, before the earliest seed, has no SAM 2 mask); another fingerprint
+    _cli_run(*base[:5], "1", *base[6:], "--model-arg", "fusion=union", "--model-arg", "other_seed_frames=track",
+             "--model-arg", "direction=forward", "--out", str(tmp_path / "opts"))
+    meta_o = json.loads((tmp_path / "opts" / "run.json").read_text())
+    assert meta_o["header"]["fingerprint"] != meta["header"]["fingerprint"]
+    d_o = json.loads((tmp_path / "opts" / "diagnostics.jsonl").read_text().splitlines()[0])["diagnostics"]
+    assert d_o["frames_tracked"] == [15, 15] and d_o["fusion"]["rule"] == "union"
     r0 = reqs[0][0]
-    got = decode_masks({"size": [160, 240], "rles": [x["counts"] for x in pf[r0.video][r0.exp_id]]})
-    assert not got[0].any() and got[1:].any()
+    po = json.loads((tmp_path / "opts" / "predictions.json").read_text())
+    got = decode_masks({"size": [160, 240], "rles": [x["counts"] for x in po[r0.video][r0.exp_id]]})
+    sam_fwd = sam_ref[r0.exp_id].any(0)
+    sam_fwd[0] = False
+    np.testing.assert_array_equal(got, sam_fwd | oris[r0.exp_id])
+
+
+def test_options_that_change_outputs_change_the_fingerprint():
+    """Before setup the fingerprint is the code, version and output options: every rule option moves it, the paths
+    and interpreters (whose content is hashed after setup) do not."""
+    def fp(**o):
+        a, _card = load_adapter("referdino-plus", {"ignore_pins": True, **o})
+        return a.fingerprint()
+
+    base = fp()
+    changed = [fp(keep_threshold=0.3), fp(fallback="top1"), fp(direction="forward"), fp(other_seed_frames="track"),
+               fp(sam_threshold=0.5), fp(fusion="sam"), fp(fusion_area_ratio="3/4"), fp(fusion_vote="2/3"),
+               fp(dtype="bfloat16"), fp(short_side=480), fp(crop_len=24), fp(tracking_alpha=0.2), fp(weights="ryt_swinb.pth")]
+    assert len({base, *changed}) == len(changed) + 1
+    assert fp(referdino_python="/x/python", sam_checkpoint="/x", repo="/y", offload_video=True,
+              referdino_ignore_pins=True) == base
