@@ -231,10 +231,14 @@ class ReferDINOPlusAdapter(Adapter):
         self.device = context.device
         self.dtype = str(o.get("dtype", "float32"))
         self.stage = self._start_stage(name, context)
-        path, prov = hf.resolve_checkpoint(name, card.weights, {"checkpoint": o.get("sam_checkpoint"),
-                                                                "revision": o.get("sam_revision"),
-                                                                "download": o.get("download")})
-        self.model, self.processor = load_sam2_video(name, path, dtype=self.dtype, device=self.device)
+        try:
+            path, prov = hf.resolve_checkpoint(name, card.weights, {"checkpoint": o.get("sam_checkpoint"),
+                                                                    "revision": o.get("sam_revision"),
+                                                                    "download": o.get("download")})
+            self.model, self.processor = load_sam2_video(name, path, dtype=self.dtype, device=self.device)
+        except BaseException:
+            self.close()  # the ReferDINO worker must not outlive a failed setup
+            raise
         import torch
 
         self._state = {
@@ -251,7 +255,7 @@ class ReferDINOPlusAdapter(Adapter):
         from refbench.adapters.options import not_output
         from refbench.adapters.registry import adapter_card
         from refbench.adapters.worker import WorkerAdapter
-        from refbench.envs import worker_python
+        from refbench.envs import EnvError, env_dir, worker_python
 
         o = self.options
         opts = {k: o[k] for k in STAGE_OPTIONS if k in o}
@@ -260,7 +264,13 @@ class ReferDINOPlusAdapter(Adapter):
         rd_card = adapter_card(REFERDINO_CARD)
         python = o.get("referdino_python")
         if not python and not o.get("referdino_ignore_pins"):
-            python = worker_python(rd_card)
+            try:
+                python = worker_python(rd_card)
+            except EnvError as exc:
+                raise EnvError(f"model {name}: its ReferDINO stage needs the environment of {REFERDINO_CARD} "
+                               f"({rd_card.environment.name}, missing at {env_dir(rd_card.environment.name)}): create "
+                               f"it with `refbench env create {REFERDINO_CARD}` (or pass --model-arg "
+                               "referdino_python=PATH, or --model-arg referdino_ignore_pins=true)") from exc
         hidden = not_output(rd_card.specs) | {"checkpoint"}
         stage: Adapter
         if python:

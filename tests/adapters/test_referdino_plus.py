@@ -170,8 +170,9 @@ def test_referdino_stage_keeps_seeds_and_unites(demo_env, clone, stub_log):
 def test_without_the_referdino_environment_says_how_to_build_it(demo_env, clone, tmp_path, monkeypatch):
     monkeypatch.setenv("REFBENCH_ENVS", str(tmp_path / "no-envs"))
     a, _card = load_adapter("referdino-plus", {"repo": str(clone), "ignore_pins": True})
-    with pytest.raises(RefbenchInputError, match=r"refbench env create referdino-swinb"):
+    with pytest.raises(RefbenchInputError, match=r"refbench env create referdino-swinb") as err:
         a.setup(RunContext(device="cpu", dataset="demo_mevis_val_u"))
+    assert "--model-arg referdino_python=PATH" in str(err.value) and str(err.value).startswith("model referdino-plus:")
 
 
 # ----------------------------------------------------------------------------------------------
