@@ -334,33 +334,40 @@ class ReferDINOAdapter(Adapter):
     def predict_video(self, requests: Sequence[VideoRequest]) -> list[VideoPrediction]:
         return [self._one(r) for r in requests]
 
-    def _one(self, r: VideoRequest) -> VideoPrediction:
+    def infer_frames(self, r: VideoRequest, sub: Sequence[int]) -> tuple[Any, Any, tuple[int, int]]:
+        """The official call on frames ``sub`` of ``r`` (module doc): ``(pred_logits [T, Q, K], pred_masks [T, Q, h,
+        w], the resized (h, w))``."""
         import torch
 
         o = self.options
         size = int(o.get("short_side", 360))
+        crop_len = int(o.get("crop_len", 36))
+        imgs = torch.stack([transform(r.frames.pil(i), size) for i in sub]).to(self.device)
+        samples = self._nested(imgs[None], size_divisibility=1)
+        img_h, img_w = (int(x) for x in imgs.shape[-2:])
+        target: dict[str, Any] = {"size": torch.as_tensor([img_h, img_w]).to(self.device)}
+        if self.family == "ytvos":
+            target["frames_idx"] = range(len(sub))
+        elif self.family == "davis":
+            target.update({"video_name": r.video, "exp_idx": int(r.exp_id) // 4 if str(r.exp_id).isdigit() else 0})
+        with torch.no_grad(), torch.autocast(R.device_kind(self.device), enabled=self.amp):
+            res = self.model.infer(samples, [r.text], [target], crop_len=crop_len)
+        logits, masks = res["pred_logits"][0], res["pred_masks"][0]
+        if logits.shape[0] != len(sub) or masks.shape[:2] != logits.shape[:2]:
+            raise AdapterError(f"model {self.card_name}: {r.sample_id}: infer returned pred_logits "
+                               f"{tuple(res['pred_logits'].shape)} and pred_masks {tuple(res['pred_masks'].shape)} "
+                               f"for {len(sub)} frames (expected [1, T, Q, K] and [1, T, Q, h, w])")
+        return logits, masks, (img_h, img_w)
+
+    def _one(self, r: VideoRequest) -> VideoPrediction:
+        o = self.options
         crop_len = int(o.get("crop_len", 36))
         t0 = time.perf_counter()
         out = np.zeros((len(r.frames), *r.size), dtype=bool)
         diag: dict[str, Any] = {"query_select": self.mode, "subsets": [], "deform_attn": self.op}
         with hf.PeakMemory(self.device) as mem:
             for sub in subsets(len(r.frames), int(o.get("subset_size", 0))):
-                imgs = torch.stack([transform(r.frames.pil(i), size) for i in sub]).to(self.device)
-                samples = self._nested(imgs[None], size_divisibility=1)
-                img_h, img_w = (int(x) for x in imgs.shape[-2:])
-                target: dict[str, Any] = {"size": torch.as_tensor([img_h, img_w]).to(self.device)}
-                if self.family == "ytvos":
-                    target["frames_idx"] = range(len(sub))
-                elif self.family == "davis":
-                    target.update({"video_name": r.video,
-                                   "exp_idx": int(r.exp_id) // 4 if str(r.exp_id).isdigit() else 0})
-                with torch.no_grad(), torch.autocast(R.device_kind(self.device), enabled=self.amp):
-                    res = self.model.infer(samples, [r.text], [target], crop_len=crop_len)
-                logits, masks = res["pred_logits"][0], res["pred_masks"][0]
-                if logits.shape[0] != len(sub) or masks.shape[:2] != logits.shape[:2]:
-                    raise AdapterError(f"model {self.card_name}: {r.sample_id}: infer returned pred_logits "
-                                       f"{tuple(res['pred_logits'].shape)} and pred_masks {tuple(res['pred_masks'].shape)} "
-                                       f"for {len(sub)} frames (expected [1, T, Q, K] and [1, T, Q, h, w])")
+                logits, masks, (img_h, img_w) = self.infer_frames(r, sub)
                 idx, chosen, scores = select_queries(logits.float(), self.mode, float(o.get("obj_threshold", 0.2)))
                 m = masks_from_queries(masks, idx, self.mode, (img_h, img_w), tuple(r.size),
                                        float(o.get("mask_threshold", 0.5)))

@@ -24,6 +24,10 @@ torchvision, hence the ``sam`` environment (torch 2.14.1 + torchvision 0.29.1, A
   the reverse pass revisits the start frame, whose conditioning output is kept. The result keeps the low-resolution
   logits per object and frame (a long video's full-size float logits would not fit in memory) and upsamples on
   request.
+* :func:`track_seeded` -- every object in one session, each prompted on its own frame (frames ascending, each run at
+  once with :meth:`~Sam2VideoTracker.run_frame`, since transformers keeps only the latest call's objects as new
+  inputs), propagated from the earliest prompt frame forward and then backward, as SAM 2's predictor does with no
+  start frame given (ReferDINO-Plus's ``refine_from_refdino.py``).
 
 Nothing here is imported before an adapter's ``setup`` (torch and transformers are imported inside the functions).
 """
@@ -102,6 +106,15 @@ class Sam2VideoTracker:
     def add_mask(self, obj_id: int, frame: int, mask: np.ndarray) -> None:
         """Prompt one object with ``mask`` on frame index ``frame`` (:meth:`add_masks`)."""
         self.add_masks(frame, [(obj_id, mask)])
+
+    def run_frame(self, frame: int) -> None:
+        """Run the model on frame index ``frame`` now (``model(session, frame_idx=frame)``): the objects prompted
+        there get their conditioning outputs, as transformers' docs do after adding inputs. Needed before prompting
+        another frame (:meth:`add_masks`)."""
+        import torch
+
+        with torch.inference_mode():
+            self.model(inference_session=self.session, frame_idx=int(frame))
 
     def reset(self) -> None:
         """Drop every prompt and output (the processed frames and their cached features stay)."""
@@ -199,5 +212,36 @@ def track_objects(tracker: Sam2VideoTracker, prompts: Sequence[tuple[int, int, n
     return res
 
 
+def track_seeded(tracker: Sam2VideoTracker, prompts: Sequence[tuple[int, int, np.ndarray]], *,
+                 direction: str = "both") -> TrackResult:
+    """Every object in one session, each prompted with its mask on its own frame (frames may differ), then
+    propagated as SAM 2's video predictor does with no start frame given: forward from the earliest prompt frame to
+    the end, and (``both``) backward from that same frame to frame 0 (ReferDINO-Plus's ``propagate_in_video(state)``
+    then ``propagate_in_video(state, reverse=True)``). Frames are prompted in ascending order, each run at once
+    (:meth:`Sam2VideoTracker.run_frame`). Objects are tracked independently (transformers keeps one memory bank per
+    object); on an earlier prompt frame a later-prompted object is tracked from its own (future) conditioning frame.
+    The forward output of the start frame is kept; the frames before it come from the reverse pass."""
+    if direction not in DIRECTIONS:
+        raise AdapterError(f"SAM 2: direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    objects = [int(o) for o, _f, _m in prompts]
+    if len(set(objects)) != len(objects):
+        raise AdapterError(f"SAM 2: object ids repeat in the prompts: {objects}")
+    res = TrackResult(tracker, objects, mode="seeded")
+    if not prompts:
+        return res
+    tracker.reset()
+    by_frame: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for o, f, m in prompts:
+        by_frame.setdefault(int(f), []).append((int(o), m))
+    for f in sorted(by_frame):
+        tracker.add_masks(f, by_frame[f])
+        tracker.run_frame(f)
+    start = min(by_frame)
+    _collect(tracker, res.low, start, False)
+    if direction == "both":
+        _collect(tracker, res.low, start, True)
+    return res
+
+
 __all__ = ["DIRECTIONS", "MODES", "NO_OBJ_SCORE", "Sam2VideoTracker", "TrackResult", "load_sam2_video",
-           "track_objects"]
+           "track_objects", "track_seeded"]
