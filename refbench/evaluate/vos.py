@@ -241,8 +241,8 @@ def _sav_run(run: _Run, videos: Sequence[Any], tracks: Mapping[tuple[str, str | 
                 objects.append(score)
                 table[-1][1].append((o.name if o is not None else lab, score.J, score.F))
                 fed = [track.frames[i] for i in sel]
-                rows.append({"key": f"{run.name}/{video.video}/{name}" if run.name != "default" else
-                             f"{video.video}/{name}", "run": run.name, "video": video.video, "object": name,
+                key = f"{run.name}/{video.video}/{name}" if run.name != "default" else f"{video.video}/{name}"
+                rows.append({"sample_id": key, "key": key, "run": run.name, "video": video.video, "object": name,
                              "J": score.J, "F": score.F, "J&F": score.JF, "frames_fed": len(fed),
                              "frames_counted": len(fed) - score.start, "first_counted": fed[score.start],
                              "filled": track.filled})
@@ -528,7 +528,8 @@ def evaluate_lvos(card: Any, loader: Any, pred_path: PathLike, missing: str, dev
                 status = "filled" if n_miss else "scored"
                 counts[status] += 1
                 counts["missing"] += int(bool(n_miss))
-                rows.append({"key": f"{s.video}_{o.position}", "video": s.video, "object": o.obj_id,
+                rows.append({"sample_id": f"{s.video}/{o.obj_id}",
+                             "key": f"{s.video}_{o.position}", "video": s.video, "object": o.obj_id,
                              "split": "unseen" if s.unseen else "seen", "J": _pct(stats["J-Mean"]),
                              "F": _pct(stats["F-Mean"]), "J&F": _pct((stats["J-Mean"] + stats["F-Mean"]) / 2),
                              "V": _pct(stats["V-Mean"]), "J-Recall": _pct(stats["J-Recall"]),
@@ -620,7 +621,7 @@ def evaluate_mosev2(card: Any, loader: Any, pred_path: PathLike, missing: str, d
                 printed = object_row(scores)
                 counts[status] += 1
                 counts["missing"] += int(status != "scored")
-                rows.append({"key": f"{v.video}_{o}", "video": v.video, "object": o,
+                rows.append({"sample_id": f"{v.video}/{o}", "key": f"{v.video}_{o}", "video": v.video, "object": o,
                              "J&F": printed["J&F_new"], "J": printed["J"], "F": printed["F_new"],
                              "J&F (disappear)": printed["disappear_J&F_new"],
                              "J&F (reappear)": printed["reappear_J&F_new"], "F (standard)": printed["F"],
@@ -719,12 +720,14 @@ def evaluate_refsav(card: Any, loader: Any, pred_path: PathLike, missing: str, d
     rows = []
     for s in samples:
         if s.key in dropped:
-            rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "type_id": s.type_id,
+            rows.append({"sample_id": f"{s.video}/{s.exp_id}",
+                         "key": s.key, "video": s.video, "exp_id": s.exp_id, "type_id": s.type_id,
                          "status": "official", "note": dropped[s.key]})
             continue
         r = rounded[s.key]
         j, f, a = kept[s.key][0]
-        rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "J": r["J"], "F": r["F"], "J&F": r["JF"],
+        rows.append({"sample_id": f"{s.video}/{s.exp_id}",
+                     "key": s.key, "video": s.video, "exp_id": s.exp_id, "J": r["J"], "F": r["F"], "J&F": r["JF"],
                      "A": r["A"], "type_id": s.type_id, "status": status[s.key], "raw_jfa": [float(j), float(f),
                                                                                               float(a)]})
     metrics: dict[str, float] = {}
@@ -806,11 +809,13 @@ def evaluate_reasonvos(card: Any, loader: Any, pred_path: PathLike, missing: str
     rows = []
     for s in samples:
         if s.key in dropped:
-            rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "status": "official",
+            rows.append({"sample_id": f"{s.video}/{s.exp_id}",
+                         "key": s.key, "video": s.video, "exp_id": s.exp_id, "status": "official",
                          "note": dropped[s.key]})
             continue
         j, f = kept[s.key]
-        rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "J": _pct(j), "F": _pct(f),
+        rows.append({"sample_id": f"{s.video}/{s.exp_id}",
+                     "key": s.key, "video": s.video, "exp_id": s.exp_id, "J": _pct(j), "F": _pct(f),
                      "J&F": _pct((j + f) / 2), "status": status[s.key]})
     metrics = {"J&F": table["J&F"], "J": table["J"], "F": table["F"]}
     counts = {"samples": len(samples), "scored": sum(1 for v in status.values() if v == "scored"),
