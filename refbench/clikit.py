@@ -31,6 +31,12 @@ import click
 #: ``--json -``: the JSON document goes to standard output
 STDOUT = "-"
 
+
+class UsageProblem(click.ClickException):
+    """Bad usage found while reading the options: one line ``Error: ...`` (no usage text), exit code 2."""
+
+    exit_code = 2
+
 #: seconds between two plain progress lines when standard error is not a terminal
 PROGRESS_ENV = "REFBENCH_PROGRESS_SECONDS"
 DEFAULT_PROGRESS_SECONDS = 30.0
@@ -72,9 +78,9 @@ class Console:
         """A warning, on standard error; never dropped."""
         click.echo(text, err=True)
 
-    def emit_json(self, doc: Any, flag: str = "--json", what: str = "summary") -> None:
-        """Write ``doc`` where ``--json`` says: standard output for ``-``, else the file, atomically; a file
-        gets a note ``<what>: <path>``. Nothing happens without ``--json``."""
+    def emit_json(self, doc: Any, flag: str = "--json", what: str = "summary", announce: bool = True) -> None:
+        """Write ``doc`` where ``--json`` says: standard output for ``-``, else the file, atomically (then, with
+        ``announce``, a note ``<what>: <path>``). Nothing happens without ``--json``."""
         if not self.json_path:
             return
         text = json.dumps(doc, indent=2, default=str) + "\n"
@@ -84,7 +90,8 @@ class Console:
         from refbench.files import atomic_write
 
         atomic_write(self.json_path, text, flag)
-        self.note(f"{what}: {self.json_path}")
+        if announce:
+            self.note(f"{what}: {self.json_path}")
 
     def progress(self, desc: str) -> "Progress":
         """A progress reporter for ``progress(done, total)`` callbacks; silent under ``--quiet``."""
@@ -195,30 +202,29 @@ class Progress:
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_json_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def check_json_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None or value == STDOUT:
         return value
     from pathlib import Path
 
     p = Path(value)
     if p.is_dir():
-        raise click.BadParameter(f"{value}: is a folder; give a file path, or - for standard output",
-                                 ctx=ctx, param=param)
+        raise UsageProblem(f"--json {value}: is a folder; give a file path, or - for standard output")
     parent = p.parent if str(p.parent) else Path(".")
     for up in (parent, *parent.parents):
         if up.exists():
             if not up.is_dir():
-                raise click.BadParameter(f"{value}: {up} is a file, not a folder", ctx=ctx, param=param)
+                raise UsageProblem(f"--json {value}: {up} is a file, not a folder")
             break
     if not parent.is_dir():
-        raise click.BadParameter(f"{value}: folder {parent} does not exist", ctx=ctx, param=param)
+        raise UsageProblem(f"--json {value}: folder {parent} does not exist")
     return value
 
 
 def json_option(help: str = "Write the result as JSON to FILE; - writes it to standard output (and everything "
                             "else to standard error)."):
     """``--json FILE|-`` (parameter ``json_out``): the command's JSON document (:meth:`Console.emit_json`)."""
-    return click.option("--json", "json_out", metavar="FILE|-", callback=_check_json_path, help=help)
+    return click.option("--json", "json_out", metavar="FILE|-", callback=check_json_path, help=help)
 
 
 def quiet_option():
@@ -243,7 +249,7 @@ def split_pairs(items: Iterable[str], flag: str) -> list[tuple[str, str]]:
     (``a=1,b=2``, as lmms-eval's ``--model_args``). A value that holds a comma is quoted, ``a="x,y"`` or
     ``a='x,y'``: a quote opens only as a value's first character and must close before the next comma, and the
     value is returned with its quotes (a YAML reader then takes it as text). A key given twice is refused.
-    Returns ``[(key, raw value)]`` in order; a :class:`click.UsageError` (exit 2) names what is wrong."""
+    Returns ``[(key, raw value)]`` in order; a :class:`UsageProblem` (exit 2) names what is wrong."""
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
     hint = "; quote a value that holds a comma, e.g. key=\"a,b\""
@@ -254,32 +260,32 @@ def split_pairs(items: Iterable[str], flag: str) -> list[tuple[str, str]]:
             comma = s.find(",", i)
             if eq < 0 or 0 <= comma < eq:
                 piece = s[i:comma if comma >= 0 else n]
-                raise click.UsageError(f"{flag} {item!r}: {piece!r} is not KEY=VALUE{hint}")
+                raise UsageProblem(f"{flag} {item!r}: {piece!r} is not KEY=VALUE{hint}")
             key = s[i:eq].strip()
             if not key:
-                raise click.UsageError(f"{flag} {item!r}: a pair has no key (expected KEY=VALUE)")
+                raise UsageProblem(f"{flag} {item!r}: a pair has no key (expected KEY=VALUE)")
             i = eq + 1
             if i < n and s[i] in "\"'":
                 close = s.find(s[i], i + 1)
                 if close < 0:
-                    raise click.UsageError(f"{flag} {item!r}: the quote {s[i]} after {key}= is not closed")
+                    raise UsageProblem(f"{flag} {item!r}: the quote {s[i]} after {key}= is not closed")
                 raw, i = s[i:close + 1], close + 1
                 if i < n and s[i] != ",":
-                    raise click.UsageError(f"{flag} {item!r}: text after the closing quote of {key}= "
+                    raise UsageProblem(f"{flag} {item!r}: text after the closing quote of {key}= "
                                            "(put the whole value in the quotes)")
             else:
                 end = s.find(",", i)
                 end = n if end < 0 else end
                 raw, i = s[i:end], end
             if key in seen:
-                raise click.UsageError(f"{flag}: {key} is given twice")
+                raise UsageProblem(f"{flag}: {key} is given twice")
             seen.add(key)
             out.append((key, raw))
             if i >= n:
                 break
             i += 1  # the comma
             if i >= n:
-                raise click.UsageError(f"{flag} {item!r}: ends with a comma (expected KEY=VALUE after it)")
+                raise UsageProblem(f"{flag} {item!r}: ends with a comma (expected KEY=VALUE after it)")
     return out
 
 
@@ -291,5 +297,144 @@ def unquote(raw: str) -> str:
     return raw
 
 
-__all__ = ["Console", "DEFAULT_PROGRESS_SECONDS", "PROGRESS_ENV", "Progress", "STDOUT", "examples", "json_option",
-           "progress_seconds", "quiet_option", "split_pairs", "unquote"]
+# ----------------------------------------------------------------------------------------------
+# --config FILE
+# ----------------------------------------------------------------------------------------------
+
+#: where a command finds what its --config file held beyond plain option values (ctx.meta key)
+CONFIG_META = "refbench.config"
+
+
+def _config_keys(command: click.Command) -> dict[str, click.Option]:
+    """Config key -> option: each long flag without its dashes, ``-`` and ``_`` alike (``model_arg`` /
+    ``model-arg``), and the plural of a repeatable one or of ``dataset`` (``model_args``, ``datasets``)."""
+    keys: dict[str, click.Option] = {}
+    for p in command.params:
+        if not isinstance(p, click.Option) or p.name in ("config", "help"):
+            continue
+        for opt in p.opts:
+            if opt.startswith("--"):
+                key = opt[2:].replace("-", "_")
+                keys[key] = p
+                if p.multiple or key == "dataset":
+                    keys[key + "s"] = p
+    return keys
+
+
+def _pairs_from_config(value: Any, where: str) -> dict[str, Any]:
+    """A repeatable KEY=VALUE option in a config: a mapping, or a list of ``KEY=VALUE`` text items."""
+    if isinstance(value, dict):
+        bad = [k for k in value if not isinstance(k, str) or not k]
+        if bad:
+            raise ValueError(f"{where}: keys must be names, got {bad[0]!r}")
+        return dict(value)
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        import yaml
+
+        out: dict[str, Any] = {}
+        for key, raw in split_pairs(value, where):
+            try:
+                out[key] = yaml.safe_load(raw) if raw.strip() else ""
+            except yaml.YAMLError:
+                out[key] = raw
+        return out
+    raise ValueError(f"{where}: expected a mapping (key: value) or a list of KEY=VALUE items")
+
+
+def read_config(path: str, command: click.Command, extra: dict[str, str] | None = None) -> tuple[dict, dict]:
+    """Read ``--config`` file ``path`` (YAML) for ``command``: ``(defaults, meta)``. ``defaults`` maps option
+    names to values for click's ``default_map`` (so flags given on the command line win); ``meta`` holds the
+    repeatable ``KEY=VALUE`` options as mappings (a command merges them with the flags, the flags winning key
+    by key) and the config-only keys of ``extra`` (``name -> description``, each a mapping of dataset -> path).
+    Unknown keys and values the option cannot take raise ValueError naming the file and the key."""
+    import yaml
+
+    from refbench.files import read_regular
+
+    data_bytes = read_regular(path, what="config file")
+    try:
+        data = yaml.safe_load(data_bytes.decode("utf-8")) if data_bytes.strip() else {}
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"{path}: not a YAML file ({' '.join(str(exc).split())})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config file is a mapping of option names to values")
+    keys = _config_keys(command)
+    extra = dict(extra or {})
+    defaults: dict[str, Any] = {}
+    meta: dict[str, Any] = {"path": path}
+    for raw_key, value in data.items():
+        key = str(raw_key).replace("-", "_")
+        where = f"{path}: {raw_key}"
+        if key in extra:
+            if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                      for k, v in value.items()):
+                raise ValueError(f"{where}: expected a mapping of dataset name -> path")
+            meta[key] = dict(value)
+            continue
+        if key not in keys:
+            from refbench.cards import suggest
+
+            allowed = sorted({*keys, *extra})
+            raise ValueError(f"{where}: unknown key{suggest(key, allowed)} (refbench {command.name} takes "
+                             f"{', '.join(allowed)})")
+        opt = keys[key]
+        if opt.name in defaults or opt.name in meta:
+            raise ValueError(f"{where}: {opt.name} is given twice")
+        if opt.multiple:
+            meta[opt.name] = _pairs_from_config(value, where)
+            continue
+        if opt.name == "dataset" and isinstance(value, list):
+            if not value or not all(isinstance(v, str) and v for v in value):
+                raise ValueError(f"{where}: expected dataset or suite names")
+            value = ",".join(value)
+        if opt.is_flag and not isinstance(value, bool):
+            raise ValueError(f"{where}: expected true or false, got {value!r}")
+        if isinstance(value, (dict, list)):
+            raise ValueError(f"{where}: expected one value, got a {'mapping' if isinstance(value, dict) else 'list'}")
+        if value is not None and not opt.is_flag:
+            try:
+                opt.type.convert(value if not isinstance(value, bool) else str(value).lower(), opt, None)
+            except click.BadParameter as exc:
+                raise ValueError(f"{where}: {exc.message}") from None
+        defaults[opt.name] = value
+    return defaults, meta
+
+
+def config_option(extra: dict[str, str] | None = None):
+    """``--config FILE``: a YAML file holding this command's options (:func:`read_config`); flags on the command
+    line override it. ``extra``: config-only keys (``{"roots": "dataset -> data root"}``). Read before every
+    other option; what it held beyond plain values is in ``ctx.meta[CONFIG_META]`` (:func:`config_meta`)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            defaults, meta = read_config(value, ctx.command, extra)
+        except (ValueError, OSError) as exc:
+            raise UsageProblem(f"--config {' '.join(str(exc).split())}") from None
+        ctx.default_map = {**(ctx.default_map or {}), **defaults}
+        ctx.meta[CONFIG_META] = meta
+        return value
+
+    keys = ", ".join(sorted(extra or {}))
+    return click.option("--config", "config", metavar="FILE", is_eager=True, expose_value=False, callback=callback,
+                        help="YAML file of this command's options (keys: the long option names, e.g. model, "
+                             "model_args, datasets" + (f"; also {keys}" if keys else "") + "); flags given here "
+                             "override it. See the README's 'Config files'.")
+
+
+def config_meta(ctx: click.Context | None = None) -> dict[str, Any]:
+    """What ``--config`` held beyond plain option values: ``{option name: {key: value}}`` for repeatable
+    ``KEY=VALUE`` options and the config-only keys; ``{}`` without ``--config``."""
+    ctx = ctx or click.get_current_context(silent=True)
+    return dict(ctx.meta.get(CONFIG_META, {})) if ctx is not None else {}
+
+
+__all__ = ["CONFIG_META", "Console", "DEFAULT_PROGRESS_SECONDS", "PROGRESS_ENV", "Progress", "STDOUT", "UsageProblem",
+           "config_meta",
+           "config_option", "examples", "json_option", "progress_seconds", "quiet_option", "read_config",
+           "split_pairs", "unquote"]

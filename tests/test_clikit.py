@@ -8,7 +8,7 @@ import click
 from click.testing import CliRunner
 import pytest
 
-from refbench.clikit import Console, Progress, examples, split_pairs, unquote
+from refbench.clikit import Console, Progress, UsageProblem, examples, split_pairs, unquote
 
 
 def test_split_pairs_commas_quotes_and_repeats():
@@ -30,12 +30,12 @@ def test_split_pairs_commas_quotes_and_repeats():
     ('a="x"y,b=1', "text after the closing quote"),
 ])
 def test_split_pairs_refuses_with_the_reason(item, message):
-    with pytest.raises(click.UsageError, match=message):
+    with pytest.raises(UsageProblem, match=message):
         split_pairs([item], "--model-arg")
 
 
 def test_split_pairs_refuses_a_key_twice():
-    with pytest.raises(click.UsageError, match="a is given twice"):
+    with pytest.raises(UsageProblem, match="a is given twice"):
         split_pairs(["a=1", "b=2,a=3"], "--model-arg")
 
 
@@ -81,6 +81,18 @@ def test_progress_short_job_prints_nothing_and_quiet_nothing_at_all():
     q(5, 5)
     q.close()
     assert lines == []
+
+
+def test_progress_on_a_terminal_is_a_tqdm_bar_and_no_plain_lines(capsys):
+    lines = []
+    p = Progress("eval x", tty=True, interval=0.0, write=lines.append)
+    p(0, 10)
+    p(4, 10)
+    p(10, 10)
+    p.close()
+    assert lines == []  # no plain line on a terminal
+    err = capsys.readouterr().err
+    assert err.startswith("\reval x:") and "/10 [" in err and "sample/s" in err  # a tqdm bar, redrawn in place
 
 
 def test_progress_interval_from_the_environment(monkeypatch):
