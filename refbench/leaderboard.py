@@ -10,8 +10,9 @@ The packaged leaderboards live in the checkout's ``leaderboards/`` folder, or in
 inside a wheel; ``$REFBENCH_LEADERBOARD`` and ``--dir`` add user folders (see :func:`leaderboard_dirs`).
 
 This module never imports torch, numpy or pandas. Library functions raise (:class:`LeaderboardError` for a
-malformed file, with a one-line ``"<file>:<line>: <problem>"`` message); only :func:`leaderboard_command`
-turns errors into ``click.ClickException``.
+malformed file, with a one-line ``"<file>:<line>: <problem>"`` message, a usage error: exit 2);
+:func:`leaderboard_command` raises them too, and the ``refbench`` command line (:mod:`refbench.cli`) turns them
+into one line and the exit code.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 import click
+
+from refbench.errors import RefbenchInputError
 
 COLUMNS: tuple[str, ...] = (
     "dataset", "model", "metric", "value", "scale", "protocol", "kind", "source", "date", "refbench_version",
@@ -71,8 +74,9 @@ _FAMILY_ORDER = ("refvos", "vos", "tsg", "res")
 _ENV = "REFBENCH_LEADERBOARD"
 
 
-class LeaderboardError(ValueError):
-    """A malformed leaderboard file or row; the message is one line, ``"<file>:<line>: <problem>"``."""
+class LeaderboardError(RefbenchInputError):
+    """A malformed leaderboard file or row; the message is one line, ``"<file>:<line>: <problem>"`` (exit 2;
+    also a ValueError)."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -629,7 +633,15 @@ def format_rows(rows: Iterable[Row], fmt: str = "table") -> str:
 # ----------------------------------------------------------------------------------------------------------
 
 
-@click.command("leaderboard")
+def _examples():
+    from refbench.clikit import examples
+
+    return examples("refbench leaderboard --dataset mevis_val_u",
+                    "refbench leaderboard --kind reproduced --format markdown",
+                    "refbench leaderboard --dataset charades_sta_test --json - | jq '.[].value'")
+
+
+@click.command("leaderboard", epilog=_examples())
 @click.option("--dataset", "dataset", metavar="D", help="only this dataset (a dataset card name)")
 @click.option("--model", "model", metavar="M", help="only this model / variant")
 @click.option("--kind", type=click.Choice(KINDS), help="only reported or only reproduced rows")
@@ -637,16 +649,22 @@ def format_rows(rows: Iterable[Row], fmt: str = "table") -> str:
               show_default=True, help="aligned text, GitHub markdown, or the long CSV rows")
 @click.option("--dir", "dirs", multiple=True, type=click.Path(), metavar="DIR",
               help="extra leaderboard folder or CSV (repeatable); $REFBENCH_LEADERBOARD adds more")
-def leaderboard_command(dataset, model, kind, fmt, dirs):
+@click.option("--json", "json_out", metavar="FILE|-",
+              help="Write the selected rows as JSON here (a list); - writes them to standard output instead of the "
+                   "table.")
+def leaderboard_command(dataset, model, kind, fmt, dirs, json_out):
     """Show the leaderboards: reported numbers (with sources) and reproduced refbench runs."""
-    try:
-        rows = read_rows(leaderboard_dirs(extra=list(dirs)))
-        if dataset is not None and dataset.lower() not in {d.lower() for d in known_datasets()}:
-            from refbench.cards import suggest
+    from refbench.clikit import Console, check_json_path
 
-            raise ValueError(f"unknown dataset {dataset!r}{suggest(dataset, known_datasets())}")
-        rows = select(rows, dataset=dataset, model=model, kind=kind)
+    check_json_path(None, None, json_out)
+    if dataset is not None and dataset.lower() not in {d.lower() for d in known_datasets()}:
+        from refbench.cards import suggest
+
+        raise RefbenchInputError(f"--dataset: unknown dataset {dataset!r}{suggest(dataset, known_datasets())}")
+    rows = read_rows(leaderboard_dirs(extra=list(dirs)))
+    rows = select(rows, dataset=dataset, model=model, kind=kind)
+    con = Console(json_out)
+    con.emit_json([{**r.to_dict(), "value": r.value} for r in rows], what="rows")
+    if not con.json_to_stdout:
         text = format_rows(rows, fmt)
-        click.echo(text, nl=not text.endswith("\n"))
-    except (LeaderboardError, ValueError, OSError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        con.result(text[:-1] if text.endswith("\n") else text)
