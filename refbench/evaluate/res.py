@@ -143,7 +143,8 @@ def evaluate_res(
         raise ValueError(f"unknown value for unknown= {unknown!r}; valid: {', '.join(UNKNOWN_MODES)}")
     if loader is None:
         loader = card.open()
-    if not isinstance(loader, (RefCOCOLoader, ReasonSegLoader)):
+    # refbench run --limit passes its SubsetLoader (refbench.runs.runner), which delegates to the card's loader
+    if not isinstance(getattr(loader, "_loader", loader), (RefCOCOLoader, ReasonSegLoader)):
         raise ValueError(f"evaluate_res needs a RefCOCOLoader or ReasonSegLoader, got {type(loader).__name__}")
     pred_path = Path(pred_path)
 
