@@ -429,12 +429,16 @@ def demo_cmd(device: str, out: str, no_leaderboard: bool, json_out: str | None, 
 @click.option("--protocol-arg", "protocol_args", multiple=True, metavar="KEY=VALUE[,KEY=VALUE]",
               help="A protocol option (SA-V, SeCVOS, LVOS, MOSE v2, ReasonVOS; docs/protocols.md), e.g. "
                    "skip_first_last=false; repeatable, or several separated by commas.")
+@click.option("--per-frame", "per_frame_out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Video datasets: write every sample's per-frame J and F, the scorer's own values, to this CSV "
+                   "(first column as the per-sample CSV's; format in refbench/evaluate/per_frame.py); with several "
+                   "datasets a path holding {dataset}.")
 @click.option("--fail-fast", is_flag=True, help=_FAIL_FAST_HELP)
 @quiet_option()
 @config_option({"roots": "dataset -> data root", "preds": "dataset -> predictions"})
 @_fail_cleanly
 def eval_cmd(dataset, pred, run_dirs, root, protocol, missing, json_out, csv_out, device, values, parse_style, subset,
-             unknown, bad_spans, protocol_args, fail_fast, quiet) -> None:
+             unknown, bad_spans, protocol_args, per_frame_out, fail_fast, quiet) -> None:
     """Score existing predictions exactly as the dataset's official evaluator would."""
     import os
 
@@ -445,6 +449,7 @@ def eval_cmd(dataset, pred, run_dirs, root, protocol, missing, json_out, csv_out
     names = [j[0] for j in jobs]
     multi = len(jobs) > 1 or is_multi(dataset)
     _need_placeholder(csv_out, "--csv", names, "'out/{dataset}.csv'")
+    _need_placeholder(per_frame_out, "--per-frame", names, "'out/{dataset}_frames.csv'")
     if multi and csv_out and len(set(names)) != len(names):
         raise RefbenchError(f"--csv {csv_out}: several runs of one dataset would share a file")
     pargs = {k: _config_text(v) for k, v in config_meta().get("protocol_args", {}).items()}
@@ -458,6 +463,9 @@ def eval_cmd(dataset, pred, run_dirs, root, protocol, missing, json_out, csv_out
     _check_device(device)
     for name in names:
         _check_output_file(_for_dataset(csv_out, name), "--csv")
+        _check_output_file(_for_dataset(per_frame_out, name), "--per-frame")
+        if per_frame_out:
+            _check_per_frame_task(name)
 
     def score(job):
         from refbench.evaluate.run import evaluate, write_csv
@@ -468,12 +476,16 @@ def eval_cmd(dataset, pred, run_dirs, root, protocol, missing, json_out, csv_out
         bar = con.progress(f"eval {name}")
         try:
             result, summary = evaluate(name, pred_path, root=data_root, protocol=protocol, missing=missing,
-                                       device=device, progress=bar, **options)
+                                       device=device, progress=bar, per_frame=bool(per_frame_out), **options)
         finally:
             bar.close()
         # the outputs first (atomically): if one cannot be written, no score table claims success
         if csv_out:
             write_csv(result.per_sample, _for_dataset(csv_out, name), "--csv")
+        if per_frame_out:
+            from refbench.evaluate.per_frame import write_per_frame
+
+            write_per_frame(result.per_frame or [], _for_dataset(per_frame_out, name), "--per-frame")
         return result, summary
 
     if not multi:
@@ -489,6 +501,8 @@ def eval_cmd(dataset, pred, run_dirs, root, protocol, missing, json_out, csv_out
             con.note(f"summary: {json_out}")
         if csv_out:
             con.note(f"per-sample: {csv_out}")
+        if per_frame_out:
+            con.note(f"per-frame: {per_frame_out}")
         return
 
     from refbench.combined import scored
@@ -503,7 +517,8 @@ def eval_cmd(dataset, pred, run_dirs, root, protocol, missing, json_out, csv_out
     items = [(*job, run_dirs[i] if run_dirs else None) for i, job in enumerate(jobs)]
     outcomes = _each_dataset(items, work, con, fail_fast, label=lambda item: item[0])
     _finish_many("eval", dataset or list(run_dirs), outcomes, con, len(jobs),
-                 notes=(f"per-sample: {csv_out}",) if csv_out else ())
+                 notes=tuple(f"{what}: {path}" for what, path in (("per-sample", csv_out),
+                                                                  ("per-frame", per_frame_out)) if path))
 
 
 def _eval_jobs(dataset: str | None, pred: str | None, run_dirs, root: str | None,
@@ -539,6 +554,16 @@ def _eval_jobs(dataset: str | None, pred: str | None, run_dirs, root: str | None
     if lacking:
         raise RefbenchError(f"eval: no predictions for {', '.join(lacking)} (give --pred, or preds: in --config)")
     return jobs
+
+
+def _check_per_frame_task(dataset: str) -> None:
+    """--per-frame needs frames: refuse it on a grounding or RES dataset (reads the card's YAML only)."""
+    from refbench.cards import dataset_card
+
+    card = dataset_card(dataset)
+    if card.task not in ("refvos", "vos"):
+        raise RefbenchError(f"--per-frame applies to video datasets (refvos, vos); {card.name} is a {card.task} "
+                            "dataset without frames")
 
 
 #: eval options that only apply to some tasks (and, for --values, one protocol)
@@ -650,13 +675,16 @@ class _LimitType(click.ParamType):
 @click.option("--no-leaderboard", is_flag=True, help="Do not append leaderboard rows.")
 @click.option("--overwrite", is_flag=True, help="Discard predictions already stored in the run directory.")
 @click.option("--fail-fast", is_flag=True, help=_FAIL_FAST_HELP)
+@click.option("--per-frame", "per_frame", is_flag=True,
+              help="Video datasets: also write <run dir>/per_frame.csv, every sample's per-frame J and F as the "
+                   "scorer computed them.")
 @json_option("Also write the summary JSON here (several datasets: one combined document); - writes it to "
              "standard output and everything else to standard error.")
 @quiet_option()
 @config_option({"roots": "dataset -> data root"})
 @_fail_cleanly
 def run_cmd(model, dataset, root, out, limit, batch_size, seed, device, model_args, protocol, leaderboard_dir,
-            no_leaderboard, overwrite, fail_fast, json_out, quiet) -> None:
+            no_leaderboard, overwrite, fail_fast, per_frame, json_out, quiet) -> None:
     """Run a model over one or more datasets: predict (resumable), score or export, append the leaderboard.
 
     With no options: the blind prior on the embedded demo set (generated on first use; no data, no GPU).
@@ -682,6 +710,8 @@ def run_cmd(model, dataset, root, out, limit, batch_size, seed, device, model_ar
     _check_shared_root(names, root, roots)
     for name in names:
         _protocol_applies(name, protocol)
+        if per_frame:
+            _check_per_frame_task(name)
     _check_device(device)
     for name in names:
         _check_output_dir(_for_dataset(out, name), "--out")
@@ -696,7 +726,7 @@ def run_cmd(model, dataset, root, out, limit, batch_size, seed, device, model_ar
     def one(name):
         config = RunConfig(model=model, dataset=name, root=_root_for(name, root, roots), out=_for_dataset(out, name),
                            limit=limit, device=device, model_args=parsed, protocol=protocol, leaderboard=board,
-                           overwrite=overwrite, batch_size=batch_size, seed=seed)
+                           overwrite=overwrite, batch_size=batch_size, seed=seed, per_frame=per_frame)
         bar = con.progress(f"{config.model} on {config.dataset}") if main_rank else None
         try:
             result = run(config, progress=bar, log=con.log if main_rank else None)
@@ -1300,6 +1330,15 @@ def _register_leaderboard() -> None:
 
 
 _register_leaderboard()
+
+
+def _register_analysis() -> None:
+    from refbench.analysis.commands import register
+
+    register(main)
+
+
+_register_analysis()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -134,6 +134,12 @@ def test_json_to_stdout_for_eval_regress_export_and_a_failing_check(demo_runs, t
     # export
     r = _cli("export", "--run", demo_runs / "demo_mevis_val", "--out", tmp_path / "x.zip", "--json", "-")
     assert r.exit_code == 0 and json.loads(r.stdout)["format"] == "mevis"
+    # compare (main's analysis commands take the same --json -)
+    a = demo_runs / "demo_mevis_val_u"
+    r = _cli("compare", a, a, "--resamples", "20", "--json", "-")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0 and "J&F" in r.stderr  # the table went to stderr
+    assert doc["metrics"]["J&F"]["difference"] == 0.0 and doc["metrics"]["J&F"]["a"] == doc["metrics"]["J&F"]["b"]
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -150,6 +150,8 @@ class EvalResult:
     details: protocol-specific tables; ``details["official"]`` is the official printout
         (:func:`official_block`): names, values and scale of the official script, bit for bit.
     scale: always ``"percent"`` (kept so that a summary read on its own says so); anything else is an error.
+    per_frame: with ``per_frame=True`` (video tasks), one row per (sample, scored frame) with the scorer's own
+        per-frame values (:mod:`refbench.evaluate.per_frame`); None otherwise.
     """
 
     protocol: str
@@ -159,6 +161,7 @@ class EvalResult:
     scale: str = PERCENT
     reference: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    per_frame: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.scale != PERCENT:

@@ -56,13 +56,16 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
     loader: Any = None,
     annotation_sha256: str | None = None,
+    per_frame: bool = False,
     **options: Any,
 ) -> tuple[EvalResult, dict[str, Any]]:
     """Score predictions at ``pred`` on dataset card ``dataset``. Returns (result, summary JSON dict).
 
     ``loader``: an already opened loader of the card (e.g. one restricted to a subset of samples by
     ``refbench run --limit``); default: the card's loader on ``root``. ``annotation_sha256``: the
-    :func:`annotation_hash` of the card's files under ``root`` when the caller has it already (a run does)."""
+    :func:`annotation_hash` of the card's files under ``root`` when the caller has it already (a run does).
+    ``per_frame``: video tasks also return every sample's per-frame J and F (``result.per_frame``,
+    :mod:`refbench.evaluate.per_frame`); other tasks refuse it."""
     if missing not in MISSING_MODES:
         raise ValueError(f"missing must be one of {', '.join(MISSING_MODES)}, got {missing!r}")
     card = dataset_card(dataset)
@@ -73,6 +76,9 @@ def evaluate(
     pred_path = Path(pred)
     if not pred_path.exists():
         raise FileNotFoundError(f"{pred_path}: predictions not found")
+    if per_frame and card.task not in ("refvos", "vos"):
+        raise ValueError(f"--per-frame applies to video datasets (refvos, vos); {card.name} is a {card.task} "
+                         "dataset without frames")
     data_root = card.resolve_root(root)
     if loader is None:
         loader = card.open(data_root)
@@ -80,7 +86,7 @@ def evaluate(
         from refbench.evaluate.video import evaluate_video
 
         result = evaluate_video(card, loader, pred_path, protocol=protocol, missing=missing, device=device,
-                                progress=progress, **options)
+                                progress=progress, per_frame=per_frame, **options)
     elif card.task == "tsg":
         from refbench.evaluate.grounding import evaluate_grounding
 

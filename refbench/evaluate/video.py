@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, Union
 
 from refbench.data.base import DatasetError, PredictionError, VideoExpression
+from refbench.evaluate.per_frame import add_series
 from refbench.evaluate.result import (MISSING_MODES, PERCENT, EvalResult, official_block, percent_metrics,
                                       percent_rows, to_percent)
 from refbench.preds.masks import MaskSource, SampleStatus, missing_error, open_mask_source
@@ -187,7 +188,7 @@ def _expression_samples(loader: Any, protocol: str) -> list[VideoExpression]:
 
 def _evaluate_expressions(
     protocol: str, loader: Any, pred_path: PathLike, missing: str, device: str, values: str,
-    progress: Progress | None, workers: int | None,
+    progress: Progress | None, workers: int | None, per_frame: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, int], dict[str, Any], str]:
     from refbench.metrics.mevis import MevisMeter, expression_jf
     from refbench.metrics.revos import RevosMeter, expression_jfar
@@ -235,6 +236,11 @@ def _evaluate_expressions(
             meter.add(s.key, res.J, res.F)
     order = [s.key for s in samples]
     scores = meter.compute(order)
+    if per_frame is not None:  # the arrays expression_jf / expression_jfar averaged (none for an official 0)
+        for s, (_how, _st, res) in zip(samples, results):
+            if res is not None:
+                add_series(per_frame, f"{s.video}/{s.exp_id}", s.frames, dict(res.frames) if is_revos else
+                           {"J": res.J_frames, "F": res.F_frames})
     rows: list[dict[str, Any]] = []
     details: dict[str, Any] = {"missing": missing_info}
     if is_revos:
@@ -298,7 +304,7 @@ def _unsupervised_loader(loader: Any) -> Any:
 
 def _evaluate_davis(
     protocol: str, loader: Any, pred_path: PathLike, missing: str, device: str,
-    progress: Progress | None, workers: int | None,
+    progress: Progress | None, workers: int | None, per_frame: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, int], dict[str, Any], str]:
     from refbench.metrics.davis import DavisResult, evaluate_semi_supervised, evaluate_unsupervised
 
@@ -336,7 +342,10 @@ def _evaluate_davis(
     order = [s.video for s in samples]
     table = acc.global_table(order)
     rows: list[dict[str, Any]] = []
+    frames_of = {s.video: s.frames for s in samples}
     for o in acc.objects(order):
+        add_series(per_frame, f"{o.sequence}/{o.gt_object}", [frames_of[o.sequence][i] for i in o.frames],
+                   {"J": o.J, "F": o.F})
         row = o.row()
         rows.append({"sample_id": f"{o.sequence}/{o.gt_object}",
                      "key": o.name, "video": o.sequence, "object": o.name, "gt_object": o.gt_object,
@@ -365,6 +374,7 @@ def _davis_printout(table: dict[str, float], rows: list[dict[str, Any]]) -> dict
 
 def _evaluate_refdavis_a(
     loader: Any, pred_path: PathLike, missing: str, device: str, progress: Progress | None, workers: int | None,
+    per_frame: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, int], dict[str, Any], str]:
     import numpy as np
 
@@ -427,6 +437,7 @@ def _evaluate_refdavis_a(
             exp = objs[o.proposal - 1] if o.proposal <= len(objs) else None
             row = o.row()
             sid = f"{o.sequence}/{exp.exp_id}" if exp is not None else f"{o.sequence}/anno_{k}/{o.gt_object}"
+            add_series(per_frame, sid, [by_video[o.sequence][0].frames[i] for i in o.frames], {"J": o.J, "F": o.F})
             rows.append({"sample_id": sid,
                          "key": f"anno_{k}/{o.name}", "set": f"anno_{k}", "video": o.sequence, "object": o.name,
                          "gt_object": o.gt_object, "proposal": o.proposal,
@@ -477,6 +488,7 @@ def evaluate_video(
     progress: Progress | None = None,
     workers: int | None = None,
     protocol_args: Mapping[str, Any] | None = None,
+    per_frame: bool = False,
 ) -> EvalResult:
     """Score the video mask predictions at ``pred_path`` against ``loader``'s ground truth.
 
@@ -489,6 +501,8 @@ def evaluate_video(
     device: torch device for J and F. values: ReVOS value semantics, ``"official"`` (default) or ``"binary"``.
     progress: optional ``callable(n_done, n_total)``; workers: threads (default min(8, CPUs)).
     protocol_args: ``--protocol-arg`` options of the :data:`VOS_PROTOCOLS` (``refbench.evaluate.vos_facts``).
+    per_frame: also return every sample's per-frame J and F as the scorer computed them (``result.per_frame``,
+    rows of :mod:`refbench.evaluate.per_frame`).
     Returns an :class:`EvalResult` in percent; ``details["official"]`` is what the official script prints.
     """
     if card is not None and getattr(card, "task", None) not in ("refvos", "vos"):
@@ -508,7 +522,7 @@ def evaluate_video(
         from refbench.evaluate.vos import evaluate_vos_protocol
 
         return evaluate_vos_protocol(protocol, card, loader, pred_path, missing=missing, device=device,
-                                     protocol_args=protocol_args, progress=progress)
+                                     protocol_args=protocol_args, progress=progress, per_frame=per_frame)
     if protocol_args:
         raise ValueError(f"protocol {protocol!r} takes no --protocol-arg")
     if protocol == "revos":
@@ -518,15 +532,16 @@ def evaluate_video(
     elif values is not None:
         raise ValueError(f"values={values!r} applies to protocol 'revos' only")
 
+    frames: list[dict[str, Any]] | None = [] if per_frame else None
     if protocol == "refdavis_a":
         metrics, rows, counts, details, scale = _evaluate_refdavis_a(loader, pred_path, missing, device, progress,
-                                                                    workers)
+                                                                    workers, frames)
     elif protocol in ("davis_semi", "davis_unsup"):
         metrics, rows, counts, details, scale = _evaluate_davis(protocol, loader, pred_path, missing, device,
-                                                               progress, workers)
+                                                               progress, workers, frames)
     else:
         metrics, rows, counts, details, scale = _evaluate_expressions(protocol, loader, pred_path, missing, device,
-                                                                     values or "", progress, workers)
+                                                                     values or "", progress, workers, frames)
     details["missing_mode"] = missing
     details["predictions"] = str(pred_path)
     if "official" not in details:  # a protocol that did not name its printout: its metrics as computed
@@ -535,7 +550,7 @@ def evaluate_video(
         metrics = percent_metrics(metrics, scale)
         rows = percent_rows(rows, _ROW_SCORES, scale)
     return EvalResult(protocol=protocol, metrics=metrics, per_sample=rows, counts=counts,
-                      reference=_reference(card, protocol), details=details)
+                      reference=_reference(card, protocol), details=details, per_frame=frames)
 
 
 __all__ = ["PROTOCOLS", "REFERENCES", "VOS_PROTOCOLS", "evaluate_video"]

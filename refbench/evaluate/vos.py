@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 import numpy as np
 
 from refbench.data.base import DatasetError, PredictionError
+from refbench.evaluate.per_frame import add_series
 from refbench.evaluate.result import EvalResult
 from refbench.evaluate.vos_facts import VOS_PROTOCOL_FACTS, ProtocolFacts
 
@@ -206,7 +207,8 @@ class _Run:
 
 
 def _sav_run(run: _Run, videos: Sequence[Any], tracks: Mapping[tuple[str, str | None], _Track],
-             left_out: set[str]) -> tuple[dict[str, float], list[dict[str, Any]], list[str], list[str]]:
+             left_out: set[str], per_frame: list[dict[str, Any]] | None = None,
+             ) -> tuple[dict[str, float], list[dict[str, Any]], list[str], list[str]]:
     """(global J&F/J/F in percent, per-object rows, videos evaluated, dropped labels) of one run."""
     from refbench.metrics.sav import global_scores, label_order, object_score, results_csv
 
@@ -242,6 +244,8 @@ def _sav_run(run: _Run, videos: Sequence[Any], tracks: Mapping[tuple[str, str | 
                 table[-1][1].append((o.name if o is not None else lab, score.J, score.F))
                 fed = [track.frames[i] for i in sel]
                 key = f"{run.name}/{video.video}/{name}" if run.name != "default" else f"{video.video}/{name}"
+                # the lists the evaluator averages: the fed frames from the first one where the label is present
+                add_series(per_frame, key, fed[score.start:], {"J": j[sel][score.start:], "F": f[sel][score.start:]})
                 rows.append({"sample_id": key, "key": key, "run": run.name, "video": video.video, "object": name,
                              "J": score.J, "F": score.F, "J&F": score.JF, "frames_fed": len(fed),
                              "frames_counted": len(fed) - score.start, "first_counted": fed[score.start],
@@ -350,7 +354,7 @@ def _sav_official(global_: Mapping[str, Any]) -> dict:
 
 
 def evaluate_sav(card: Any, loader: Any, pred_path: PathLike, missing: str, device: str, args: dict[str, str],
-                 progress: Progress | None = None) -> EvalResult:
+                 progress: Progress | None = None, per_frame: list[dict[str, Any]] | None = None) -> EvalResult:
     """SA-V val / test (``docs/protocols.md#sav``)."""
     facts = VOS_PROTOCOL_FACTS["sav"]
     videos = loader.samples()
@@ -366,7 +370,7 @@ def evaluate_sav(card: Any, loader: Any, pred_path: PathLike, missing: str, devi
     tracks, report, absent, counts = _sav_tracks(loader, videos, needed, pred_path, missing, device, progress,
                                                  absent_rule="drop")
     run = _Run("default", lambda v, o: select(v, o))
-    global_, rows, evaluated, dropped = _sav_run(run, videos, tracks, absent)
+    global_, rows, evaluated, dropped = _sav_run(run, videos, tracks, absent, per_frame)
     counts = {"samples": len(needed), **counts, "objects": len(rows), "videos": len(evaluated)}
     metrics = {"J&F": global_["J&F"], "J": global_["J"], "F": global_["F"]}
     details = {
@@ -400,7 +404,7 @@ def _segment_indices(frames: Sequence[str], seg: tuple[int, int], order: str) ->
 
 
 def evaluate_secvos(card: Any, loader: Any, pred_path: PathLike, missing: str, device: str, args: dict[str, str],
-                    progress: Progress | None = None) -> EvalResult:
+                    progress: Progress | None = None, per_frame: list[dict[str, Any]] | None = None) -> EvalResult:
     """SeCVOS: three scene-segment runs and the overall run (``docs/protocols.md#secvos``)."""
     from refbench.data.sav import SEGMENTS
 
@@ -440,7 +444,7 @@ def evaluate_secvos(card: Any, loader: Any, pred_path: PathLike, missing: str, d
     all_rows: list[dict[str, Any]] = []
     dropped: list[str] = []
     for r in runs:
-        g, rows, evaluated, d = _sav_run(r, videos, tracks, set())
+        g, rows, evaluated, d = _sav_run(r, videos, tracks, set(), per_frame)
         results[r.name] = (g, rows, evaluated)
         all_rows += rows
         dropped += d
@@ -475,7 +479,7 @@ def evaluate_secvos(card: Any, loader: Any, pred_path: PathLike, missing: str, d
 
 
 def evaluate_lvos(card: Any, loader: Any, pred_path: PathLike, missing: str, device: str, args: dict[str, str],
-                  progress: Progress | None = None) -> EvalResult:
+                  progress: Progress | None = None, per_frame: list[dict[str, Any]] | None = None) -> EvalResult:
     """LVOS v2 val (``docs/protocols.md#lvos``)."""
     from refbench.metrics.lvos import GLOBAL_COLUMNS, global_table, object_statistics
     from refbench.metrics.mevis import frame_jf
@@ -523,6 +527,10 @@ def evaluate_lvos(card: Any, loader: Any, pred_path: PathLike, missing: str, dev
                     f[o.obj_id][slots] = ff
             for o in s.objects:
                 stats = object_statistics(j[o.obj_id], f[o.obj_id])
+                names = [""] * o.slots  # a slot no frame of the range fills counts 0 officially
+                for fr, i in pos[o.obj_id].items():
+                    names[i] = fr
+                add_series(per_frame, f"{s.video}/{o.obj_id}", names, {"J": j[o.obj_id], "F": f[o.obj_id]})
                 (unseen if s.unseen else seen).append(stats)
                 n_miss = len(missing_frames & set(o.scored_frames))
                 status = "filled" if n_miss else "scored"
@@ -557,7 +565,7 @@ def evaluate_lvos(card: Any, loader: Any, pred_path: PathLike, missing: str, dev
 
 
 def evaluate_mosev2(card: Any, loader: Any, pred_path: PathLike, missing: str, device: str, args: dict[str, str],
-                    progress: Progress | None = None) -> EvalResult:
+                    progress: Progress | None = None, per_frame: list[dict[str, Any]] | None = None) -> EvalResult:
     """MOSE v2 (``docs/protocols.md#mosev2``)."""
     from refbench.data.mosev2 import sorted_by_int
     from refbench.metrics.mosev2 import frame_scores, global_scores, object_row, object_scores
@@ -617,6 +625,8 @@ def evaluate_mosev2(card: Any, loader: Any, pred_path: PathLike, missing: str, d
                         acc.extend(vals.tolist())
             for o in v.objects:
                 scores = object_scores(*lists[o])
+                add_series(per_frame, f"{v.video}/{o}", names,
+                           {"J": lists[o][0], "F": lists[o][1], "F_standard": lists[o][2]})
                 per_object.append(scores)
                 printed = object_row(scores)
                 counts[status] += 1
@@ -684,7 +694,7 @@ def _read_referring(source: Any, s: Any, size: tuple[int, int], missing: str) ->
 
 
 def evaluate_refsav(card: Any, loader: Any, pred_path: PathLike, missing: str, device: str, args: dict[str, str],
-                    progress: Progress | None = None) -> EvalResult:
+                    progress: Progress | None = None, per_frame: list[dict[str, Any]] | None = None) -> EvalResult:
     """Ref-SAV (``docs/protocols.md#refsav``)."""
     from refbench.metrics.refsav import expression_jfa, refsav_table
 
@@ -708,6 +718,7 @@ def evaluate_refsav(card: Any, loader: Any, pred_path: PathLike, missing: str, d
                     dropped[s.key] = str(exc)
                 else:
                     res = expression_jfa(pred, gt, device=device, name=f"{pred_path}: {s.key}")
+                    add_series(per_frame, f"{s.video}/{s.exp_id}", s.frames, {"J": res.J_frames, "F": res.F_frames})
                     kept[s.key] = (res.as_list(), s.type_id if s.type_id is not None else -1)
                     status[s.key] = "scored" if st.complete else "filled"
             _tick(progress, n, len(samples))
@@ -751,7 +762,7 @@ def evaluate_refsav(card: Any, loader: Any, pred_path: PathLike, missing: str, d
 
 
 def evaluate_reasonvos(card: Any, loader: Any, pred_path: PathLike, missing: str, device: str, args: dict[str, str],
-                       progress: Progress | None = None) -> EvalResult:
+                       progress: Progress | None = None, per_frame: list[dict[str, Any]] | None = None) -> EvalResult:
     """ReasonVOS (``docs/protocols.md#reasonvos``)."""
     from refbench.metrics.mevis import expression_jf
     from refbench.metrics.reasonvos import reasonvos_scores
@@ -798,6 +809,7 @@ def evaluate_reasonvos(card: Any, loader: Any, pred_path: PathLike, missing: str
                 _tick(progress, n, len(samples))
                 continue
             res = expression_jf(pred, gt, device=device, name=f"{pred_path}: {s.key}")
+            add_series(per_frame, f"{s.video}/{s.exp_id}", s.frames, {"J": res.J_frames, "F": res.F_frames})
             kept[s.key] = (res.J, res.F)
             status[s.key] = "scored" if st.complete else "filled"
             _tick(progress, n, len(samples))
@@ -859,7 +871,7 @@ _NEEDS = {"sav": "annotation_path", "secvos": "scenes", "lvos": "range_problem",
 
 def evaluate_vos_protocol(protocol: str, card: Any, loader: Any, pred_path: PathLike, missing: str = "error",
                           device: str = "cpu", protocol_args: Mapping[str, Any] | None = None,
-                          progress: Progress | None = None) -> EvalResult:
+                          progress: Progress | None = None, per_frame: bool = False) -> EvalResult:
     """Score ``pred_path`` with one of this module's protocols (see :data:`EVALUATORS`)."""
     if protocol not in EVALUATORS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(EVALUATORS)}")
@@ -875,7 +887,9 @@ def evaluate_vos_protocol(protocol: str, card: Any, loader: Any, pred_path: Path
         raise PredictionError(f"{pred_path}: protocol {protocol!r} reads the official PNG layout "
                               f"({_PNG_ONLY[protocol]}), as a folder or a zip; an RLE JSON has no defined frame "
                               "alignment here")
-    result = EVALUATORS[protocol](card, loader, pred_path, missing, device, args, progress)
+    frames: list[dict[str, Any]] | None = [] if per_frame else None
+    result = EVALUATORS[protocol](card, loader, pred_path, missing, device, args, progress, per_frame=frames)
+    result.per_frame = frames
     for k, v in result.metrics.items():
         if v is not None and not isinstance(v, float):
             result.metrics[k] = float(v)

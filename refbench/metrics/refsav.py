@@ -39,6 +39,8 @@ class ExpressionJFA:
     J: float
     F: float
     A: float
+    J_frames: np.ndarray | None = None  # the (T,) per-frame values J and F average (refbench --per-frame)
+    F_frames: np.ndarray | None = None
 
     def as_list(self) -> list[float]:
         return [self.J, self.F, self.A]
@@ -51,7 +53,7 @@ def expression_jfa(pred: MaskLike, gt: MaskLike, *, device: torch.device | str |
     p = _as_uint8(pred, "pred", name, g.device)
     j, f = frame_jf(p, g, device=g.device, name=name)
     a = accuracy_per_frame(g, p)
-    return ExpressionJFA(J=np.mean(j), F=np.mean(f), A=np.mean(a))
+    return ExpressionJFA(J=np.mean(j), F=np.mean(f), A=np.mean(a), J_frames=j, F_frames=f)
 
 
 def rounded_row(jfa: Sequence[float]) -> dict[str, float]:

@@ -59,6 +59,7 @@ class RunConfig:
     runs_dir: str = "runs"  # parent of the default run directory <runs_dir>/<dataset>/<model>-<fingerprint>
     batch_size: int | None = None  # requests per adapter call and store transaction (None: the adapter's own)
     seed: int | None = 0  # seeds random, NumPy and torch before the adapter is built (refbench.runs.seeding)
+    per_frame: bool = False  # also write <run_dir>/per_frame.csv (video tasks; refbench.evaluate.per_frame)
 
 
 @dataclass
@@ -521,7 +522,8 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
         try:
             res, eval_summary = evaluate(card.name, staged, root=root, protocol=protocol, missing="error",
                                          device=D.device_for(d, config.device), loader=sub,
-                                         annotation_sha256=header["annotation_sha256"])
+                                         annotation_sha256=header["annotation_sha256"],
+                                         per_frame=config.per_frame)
         except BaseException:
             staged.unlink(missing_ok=True)
             raise
@@ -533,6 +535,10 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
         write_diagnostics(samples, task, stored, run_dir / "diagnostics.jsonl")
         write_json(eval_summary, run_dir / "summary.json")
         write_csv(res.per_sample, run_dir / "per_sample.csv")
+        if config.per_frame and res.per_frame is not None:
+            from refbench.evaluate.per_frame import PER_FRAME_FILE, write_per_frame
+
+            write_per_frame(res.per_frame, run_dir / PER_FRAME_FILE, "--out")
         result.summary = eval_summary
         result.table = format_table(res, card.name, eval_summary["partial_reasons"])
         size_note = _official_size_note(card, len(samples))
