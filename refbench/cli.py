@@ -678,13 +678,16 @@ class _LimitType(click.ParamType):
 @click.option("--per-frame", "per_frame", is_flag=True,
               help="Video datasets: also write <run dir>/per_frame.csv, every sample's per-frame J and F as the "
                    "scorer computed them.")
+@click.option("--protocol-arg", "protocol_args", multiple=True, metavar="KEY=VALUE[,KEY=VALUE]",
+              help="A scoring protocol option, as for refbench eval (e.g. short_videos=official); repeatable, or "
+                   "several separated by commas; a run scored with one is not added to the leaderboard.")
 @json_option("Also write the summary JSON here (several datasets: one combined document); - writes it to "
              "standard output and everything else to standard error.")
 @quiet_option()
 @config_option({"roots": "dataset -> data root"})
 @_fail_cleanly
 def run_cmd(model, dataset, root, out, limit, batch_size, seed, device, model_args, protocol, leaderboard_dir,
-            no_leaderboard, overwrite, fail_fast, per_frame, json_out, quiet) -> None:
+            no_leaderboard, overwrite, fail_fast, per_frame, protocol_args, json_out, quiet) -> None:
     """Run a model over one or more datasets: predict (resumable), score or export, append the leaderboard.
 
     With no options: the blind prior on the embedded demo set (generated on first use; no data, no GPU).
@@ -708,10 +711,14 @@ def run_cmd(model, dataset, root, out, limit, batch_size, seed, device, model_ar
     if unknown:
         raise RefbenchError(f"{config_meta().get('path')}: roots: {', '.join(unknown)} not among the datasets run")
     _check_shared_root(names, root, roots)
+    pargs = {k: _config_text(v) for k, v in config_meta().get("protocol_args", {}).items()}
+    pargs.update(_parse_protocol_args(_pairs(protocol_args, "--protocol-arg")))
     for name in names:
         _protocol_applies(name, protocol)
         if per_frame:
             _check_per_frame_task(name)
+        if pargs:
+            _check_eval_options(name, protocol, {"protocol_args": pargs})
     _check_device(device)
     for name in names:
         _check_output_dir(_for_dataset(out, name), "--out")
@@ -726,7 +733,8 @@ def run_cmd(model, dataset, root, out, limit, batch_size, seed, device, model_ar
     def one(name):
         config = RunConfig(model=model, dataset=name, root=_root_for(name, root, roots), out=_for_dataset(out, name),
                            limit=limit, device=device, model_args=parsed, protocol=protocol, leaderboard=board,
-                           overwrite=overwrite, batch_size=batch_size, seed=seed, per_frame=per_frame)
+                           overwrite=overwrite, batch_size=batch_size, seed=seed, per_frame=per_frame,
+                           protocol_args=pargs)
         bar = con.progress(f"{config.model} on {config.dataset}") if main_rank else None
         try:
             result = run(config, progress=bar, log=con.log if main_rank else None)
@@ -800,7 +808,7 @@ def models_group() -> None:
 
 @models_group.command("list", epilog=examples("refbench models list", "refbench models list --task tsg",
                                               "refbench models list --json - | jq '.[].name'"))
-@click.option("--task", help="Only adapters of this task (refvos, tsg, res).")
+@click.option("--task", help="Only adapters of this task (refvos, vos, tsg, res).")
 @json_option("Write the cards as JSON here (a list, aliases on their card); - for standard output.")
 @_fail_cleanly
 def models_list(task: str | None, json_out: str | None) -> None:

@@ -9,6 +9,12 @@ Models pin incompatible stacks (MomentSeg transformers 4.51.3; Sa2VA 4.49.0 for 
       pins: [transformers==4.57.0]        # exact versions; decide where the model runs
       packages: [peft==0.17.1, timm==1.0.17, einops, torchvision, qwen_vl_utils]   # the remote code's imports
       optional: [flash-attn==2.7.3]       # never installed by refbench (needs a CUDA toolchain)
+      torch: "torch==2.14.1 torchvision==0.29.1"   # optional: the torch build it needs when not this Python's
+
+A card's ``torch`` names the torch requirement(s) of an environment that cannot take this interpreter's build -- e.g.
+one that needs torchvision, whose wheels are built against one torch (torchvision 0.29.1 with torch 2.14.1; PyPI has no
+CPU torchvision, and one beside a CPU torch breaks transformers' model loading, ADAPTERS.md 6.2). ``--torch``
+overrides it (your CUDA build, with ``--torch-index-url`` / ``--find-links``).
 
 Where a model runs (:func:`worker_python`): in this interpreter when its installed versions equal every pin;
 otherwise in the environment's own interpreter through the worker (:mod:`refbench.adapters.worker`); otherwise an
@@ -18,7 +24,7 @@ error naming ``refbench env create <model>``. ``--model-arg python=PATH`` picks 
 Environments live in ``$REFBENCH_ENVS/<name>``, else ``$XDG_CACHE_HOME/refbench/envs/<name>`` (``~/.cache`` when
 XDG_CACHE_HOME is unset). :func:`create` builds one with uv when it is on PATH (or beside this interpreter; about
 5x faster) and with venv + pip otherwise: torch at exactly this interpreter's version (the user's build; pass an
-index URL or find-links where that build comes from), the pins, the packages (unless ``minimal``), refbench's
+index URL or find-links where that build comes from), or the card's ``torch`` when it names one, the pins, the packages (unless ``minimal``), refbench's
 runtime dependencies for a worker, then refbench itself without dependencies (this checkout as an editable
 install, else the same release). uv does not read pip's configuration: find-links from ``PIP_FIND_LINKS`` are
 passed on to it.
@@ -67,21 +73,25 @@ class EnvSpec:
     packages: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
     notes: str | None = None
+    torch: str | None = None  # the torch requirement(s) this environment needs, when not this Python's build
 
     def pinned(self) -> dict[str, str]:
         """``{distribution name: version}`` of the pins."""
         return {m.group(1): m.group(2) for m in (_PIN.match(p) for p in self.pins) if m}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "python": self.python, "pins": list(self.pins), "packages": list(self.packages),
-                "optional": list(self.optional), "notes": self.notes}
+        out = {"name": self.name, "python": self.python, "pins": list(self.pins), "packages": list(self.packages),
+               "optional": list(self.optional), "notes": self.notes}
+        if self.torch:
+            out["torch"] = self.torch
+        return out
 
 
 def env_spec_from_card(raw: Any, where: str) -> EnvSpec:
     """The ``environment`` block of an adapter card; a CardError naming the card when it is malformed."""
     if not isinstance(raw, Mapping):
         raise CardError(f"{where}: environment must be a mapping (name, python, pins, packages, optional)")
-    bad = set(raw) - {"name", "python", "pins", "packages", "optional", "notes"}
+    bad = set(raw) - {"name", "python", "pins", "packages", "optional", "notes", "torch"}
     if bad:
         raise CardError(f"{where}: environment: unknown keys {sorted(bad)}")
     name = raw.get("name")
@@ -103,7 +113,12 @@ def env_spec_from_card(raw: Any, where: str) -> EnvSpec:
         if not isinstance(py, str) or not all(_PY.match(part) for part in py.split(",")):
             raise CardError(f"{where}: environment.python must be like '>=3.10,<3.12', got {py!r}")
     notes = raw.get("notes")
-    return EnvSpec(name=name, python=py, notes=str(notes) if notes else None, **lists)
+    torch = raw.get("torch")
+    if torch is not None:
+        if not isinstance(torch, str) or not torch.split() or not all(_PIN.match(r) for r in torch.split()):
+            raise CardError(f"{where}: environment.torch must be exact pins separated by spaces (e.g. 'torch==2.14.1 "
+                            f"torchvision==0.29.1'), got {torch!r}")
+    return EnvSpec(name=name, python=py, notes=str(notes) if notes else None, torch=torch, **lists)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,10 +271,15 @@ def _torch_requirement(torch: str | None) -> list[str]:
 
 def requirements(spec: EnvSpec, torch: str | None = None, minimal: bool = False) -> list[str]:
     """What :func:`create` installs (before refbench itself): torch, pins, packages, the worker runtime."""
-    reqs = _torch_requirement(torch) + list(spec.pins)
+    reqs = _torch_requirement(torch or spec.torch) + list(spec.pins)
+
+    def _names(rs: list[str]) -> set[str]:
+        return {re.split(r"[<>=!~\[ ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in rs}
+
     if not minimal:
-        reqs += list(spec.packages)
-    named = {re.split(r"[<>=!~\[ ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in reqs}
+        have = _names(reqs)  # a package the torch requirement already pins (torchvision) is not asked for twice
+        reqs += [p for p in spec.packages if not _names([p]) & have]
+    named = _names(reqs)
     reqs += [r for r in WORKER_RUNTIME if re.split(r"[<>=]", r, maxsplit=1)[0] not in named]
     return reqs
 

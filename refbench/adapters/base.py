@@ -9,6 +9,14 @@ An adapter sees one kind of request per task and never a dataset or a metric:
   :class:`GroundingPrediction` with spans in seconds, best first (the top-1 span is scored).
 * ``res`` -- :class:`ImageRequest`: an image (path, size) and a sentence; returns an :class:`ImagePrediction`,
   ``mask: (H, W) bool``.
+* ``vos`` (semi-supervised VOS) -- :class:`VosRequest`: a video's ordered frames and, for each object, its prompt:
+  the ground-truth mask on the frame the benchmark's protocol gives it (:class:`VosPrompt`, carried as COCO RLE;
+  :mod:`refbench.runs.vos` says which frame per benchmark). The adapter returns a :class:`VosPrediction`: **one
+  mask per object and frame**, ``masks: {obj_id: (T, H, W) bool}``, one entry per prompted object. Where the
+  benchmark stores one id per pixel (``VosRequest.overlap == "exclusive"``: DAVIS, MOSE, YouTube-VOS, LVOS) the
+  objects' masks must not overlap -- the adapter resolves overlaps by its own named merge option (recorded in its
+  fingerprint) and :func:`check_vos_prediction` refuses any that remain; SA-V and SeCVOS (one PNG per object,
+  ``"allowed"``) keep them. Prompts are protocol input, not ground truth: an adapter that uses them is no oracle.
 
 Every prediction carries free-form ``diagnostics`` (raw text, sampled frame indices, timings) that the run
 stores beside it; ``diagnostics["flags"]`` (a list of short names, e.g. ``["no_seg"]``) is counted per name in the
@@ -33,7 +41,9 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-TASKS = ("refvos", "tsg", "res")
+TASKS = ("refvos", "tsg", "res", "vos")
+#: the overlap rules of a vos request (:attr:`VosRequest.overlap`)
+OVERLAP_RULES = ("exclusive", "allowed")
 
 
 class AdapterError(RefbenchInputError, RuntimeError):
@@ -154,6 +164,42 @@ class ImageRequest:
         return read_rgb(self.image_path)
 
 
+@dataclass(frozen=True)
+class VosPrompt:
+    """One object's prompt in a semi-supervised VOS request: its ground-truth mask on frame ``frame`` (an index into
+    the request's frames), as a COCO RLE ``{"size": [H, W], "counts": str}``. ``obj_id`` is the benchmark's name of
+    the object: the palette id as text for DAVIS / MOSE / YouTube-VOS / LVOS (``"1"``), the object folder for SA-V
+    and SeCVOS (``"000"``)."""
+
+    obj_id: str
+    frame: int
+    rle: Mapping[str, Any] = field(repr=False)
+
+    def mask(self) -> np.ndarray:
+        """``(H, W) bool``, decoded through :func:`refbench.rle.decode_rle` (a malformed RLE is refused)."""
+        from refbench.rle import decode_rle
+
+        return decode_rle(dict(self.rle), f"prompt of object {self.obj_id} (frame {self.frame})") != 0
+
+
+@dataclass(frozen=True)
+class VosRequest:
+    """One video of a semi-supervised VOS benchmark (module doc). ``size`` is the original (H, W) of every returned
+    mask; ``prompts`` are in the benchmark's object order; ``overlap`` is the benchmark's rule for the returned masks
+    (:data:`OVERLAP_RULES`)."""
+
+    sample_id: str
+    video: str
+    frames: Frames
+    size: tuple[int, int]
+    prompts: tuple[VosPrompt, ...]
+    overlap: str = "exclusive"
+
+    @property
+    def objects(self) -> tuple[str, ...]:
+        return tuple(p.obj_id for p in self.prompts)
+
+
 # ----------------------------------------------------------------------------------------------
 # Predictions
 # ----------------------------------------------------------------------------------------------
@@ -179,6 +225,49 @@ class ImagePrediction:
 
     mask: np.ndarray | None  # (H, W) bool, or None = no mask
     diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class VosPrediction:
+    """``masks``: ``{obj_id: (T, H, W) bool}``, one entry per prompted object of the request (module doc)."""
+
+    masks: Mapping[str, np.ndarray]
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+def check_vos_prediction(req: VosRequest, pred: Any, adapter: str) -> dict[str, np.ndarray]:
+    """The prediction's masks as ``{obj_id: C-contiguous (T, H, W) bool}`` in prompt order, or an AdapterError saying
+    what is off: a missing or unknown object, a wrong shape, or (``overlap == "exclusive"``) two objects on one
+    pixel."""
+    if not isinstance(pred, VosPrediction):
+        raise AdapterError(f"adapter {adapter}: {req.sample_id}: expected a VosPrediction, got {type(pred).__name__}")
+    got = {str(k): v for k, v in dict(pred.masks).items()}
+    want = req.objects
+    missing = [o for o in want if o not in got]
+    extra = sorted(set(got) - set(want))
+    if missing or extra:
+        raise AdapterError(f"adapter {adapter}: {req.sample_id}: masks for objects {sorted(got)}, expected one per "
+                           f"prompted object {list(want)}")
+    shape = (len(req.frames), *req.size)
+    out: dict[str, np.ndarray] = {}
+    for o in want:
+        m = np.asarray(got[o])
+        if m.shape != shape:
+            raise AdapterError(f"adapter {adapter}: {req.sample_id}: object {o}: masks have shape {m.shape}, expected "
+                               f"{shape} (one mask per frame at the original resolution)")
+        out[o] = m if m.dtype == bool and m.flags.c_contiguous else np.ascontiguousarray(m != 0)
+    if req.overlap == "exclusive" and len(out) > 1:
+        count = np.zeros(req.size, np.uint16)  # frame by frame: a long video's (T, H, W) counts would not fit
+        for t in range(shape[0]):
+            count[...] = 0
+            for m in out.values():
+                count += m[t]
+            if (count > 1).any():
+                both = [o for o in want if out[o][t][count > 1].any()][:2]
+                raise AdapterError(f"adapter {adapter}: {req.sample_id}: objects {both[0]} and {both[1]} overlap on "
+                                   f"frame {t} ({req.frames.names[t]}); this benchmark holds one object per pixel, so "
+                                   "the adapter must resolve overlaps (its merge option)")
+    return out
 
 
 def check_video_prediction(req: VideoRequest, pred: Any, adapter: str) -> np.ndarray:
@@ -282,10 +371,13 @@ class Adapter:
     def predict_image(self, requests: Sequence[ImageRequest]) -> list[ImagePrediction]:
         raise AdapterError(f"adapter {self.name} does not support task 'res'")
 
+    def predict_vos(self, requests: Sequence[VosRequest]) -> list[VosPrediction]:
+        raise AdapterError(f"adapter {self.name} does not support task 'vos'")
+
     def predict_payloads(self, task: str, requests: Sequence[Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """Predict ``requests`` of ``task`` and encode each checked prediction for storage:
         ``(payload, diagnostics)`` per request, the payload in the store's format (:mod:`refbench.runs.store`:
-        RLE masks per frame, spans with the raw text, or one RLE image mask). The run and the worker process
+        RLE masks per frame, spans with the raw text, one RLE image mask, or RLE masks per object and frame). The run and the worker process
         both call this; a worker proxy overrides it to return the worker's payloads as they are."""
         from refbench.runs.store import encode_mask, encode_masks
 
@@ -295,6 +387,8 @@ class Adapter:
             preds = self.predict_grounding(requests)
         elif task == "res":
             preds = self.predict_image(requests)
+        elif task == "vos":
+            preds = self.predict_vos(requests)
         else:
             raise AdapterError(f"adapter {self.name}: unknown task {task!r}; expected one of {', '.join(TASKS)}")
         if len(preds) != len(requests):
@@ -305,6 +399,10 @@ class Adapter:
                 payload = encode_masks(check_video_prediction(r, p, self.name))
             elif task == "tsg":
                 payload = {"spans": [list(x) for x in check_grounding_prediction(r, p, self.name)], "text": p.text}
+            elif task == "vos":
+                from refbench.runs.vos import encode_vos
+
+                payload = encode_vos(r, check_vos_prediction(r, p, self.name))
             else:
                 mask = check_image_prediction(r, p, self.name)
                 payload = None if mask is None else encode_mask(mask)
@@ -344,11 +442,16 @@ __all__ = [
     "ImagePrediction",
     "ImageRequest",
     "RunContext",
+    "OVERLAP_RULES",
     "TASKS",
     "VideoPrediction",
     "VideoRequest",
+    "VosPrediction",
+    "VosPrompt",
+    "VosRequest",
     "check_grounding_prediction",
     "check_image_prediction",
     "check_video_prediction",
+    "check_vos_prediction",
     "read_rgb",
 ]

@@ -23,7 +23,7 @@ from refbench.cards import (CARDS_ENV, CardError, card_dirs, check_name, import_
 from refbench.envs import EnvSpec, env_spec_from_card
 
 ENTRY_POINT_GROUP = "refbench.adapters"
-_TASKS = ("refvos", "tsg", "res")
+_TASKS = ("refvos", "tsg", "res", "vos")
 _REQUIRED = ("name", "title", "code", "tasks")
 _FIELDS = ("name", "title", "code", "tasks", "needs_pixels", "options", "extra", "checkpoint", "reported", "notes",
            "status", "trust_remote_code", "weights", "environment", "alias_of")

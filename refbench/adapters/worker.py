@@ -17,13 +17,16 @@ every reply has ``"ok"`` and, when false, ``"error"`` and ``"traceback"``.
 * ``{"op": "predict", "task": "refvos" | "tsg" | "res", "requests": [...]}`` -> ``{"ok": true, "predictions":
   [{"payload": {...}, "diagnostics": {...}}]}``. Requests: refvos ``{"sample_id", "video", "exp_id", "text",
   "frames": [names], "paths": [paths], "size": [H, W]}``; tsg ``{"sample_id", "video", "query", "duration",
-  "video_path"}``; res ``{"sample_id", "image_id", "text", "image_path", "size"}``. Payloads are what
+  "video_path"}``; res ``{"sample_id", "image_id", "text", "image_path", "size"}``; vos ``{"sample_id", "video",
+  "frames", "paths", "size", "overlap", "prompts": [{"obj_id", "frame", "rle"}]}`` (each prompt mask a COCO RLE
+  with the index of its frame). Payloads are what
   :meth:`refbench.adapters.base.Adapter.predict_payloads` makes in the worker, in the store's format: refvos
   ``{"size": [H, W], "rles": [counts, ...]}``, tsg ``{"spans": [[s, e], ...], "text": str | null}``, res
-  ``{"size": [H, W], "counts": str}``.
+  ``{"size": [H, W], "counts": str}``, vos ``{"size": [H, W], "frames": [names], "objects": {obj_id: [counts, ...]}}``.
 * ``{"op": "close"}`` -> ``{"ok": true}``, then the worker exits.
 
-Adapters that read the ground truth (the oracle) cannot run in a worker.
+Adapters that read the ground truth (the oracle, ``uses_ground_truth``) cannot run in a worker. The prompt masks of
+the ``vos`` task are not that: they are the benchmark protocol's input, sent as RLE, and any adapter may use them.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ from refbench.adapters.base import (
     RunContext,
     VideoPrediction,
     VideoRequest,
+    VosPrediction,
+    VosPrompt,
+    VosRequest,
 )
 
 PROTOCOL_VERSION = 1
@@ -153,6 +159,10 @@ class WorkerAdapter(Adapter):
                 raise AdapterError(f"model {self.name} (worker): {r.sample_id}: payload does not match size {r.size}")
             if task == "refvos" and len(payload.get("rles", ())) != len(r.frames):
                 raise AdapterError(f"model {self.name} (worker): {r.sample_id}: not one mask per frame")
+            if task == "vos":
+                from refbench.runs.vos import check_vos_payload
+
+                check_vos_payload(payload, r, f"model {self.name} (worker)")
         return [(p["payload"], p.get("diagnostics") or {}) for p in preds]
 
     # The typed API, for callers outside a run (notebooks): the same payloads, decoded.
@@ -160,6 +170,11 @@ class WorkerAdapter(Adapter):
         from refbench.runs.store import decode_masks
 
         return [VideoPrediction(decode_masks(p), d) for p, d in self.predict_payloads("refvos", requests)]
+
+    def predict_vos(self, requests: Sequence[VosRequest]) -> list[VosPrediction]:
+        from refbench.runs.vos import decode_vos
+
+        return [VosPrediction(decode_vos(p), d) for p, d in self.predict_payloads("vos", requests)]
 
     def predict_grounding(self, requests: Sequence[GroundingRequest]) -> list[GroundingPrediction]:
         return [GroundingPrediction([tuple(x) for x in p["spans"]], p.get("text"), d)
@@ -254,6 +269,10 @@ def _request_doc(task: str, r: Any) -> dict[str, Any]:
     if task == "tsg":
         return {"sample_id": r.sample_id, "video": r.video, "query": r.query, "duration": r.duration,
                 "video_path": str(r.video_path) if r.video_path else None}
+    if task == "vos":
+        return {"sample_id": r.sample_id, "video": r.video, "frames": list(r.frames.names),
+                "paths": [str(p) for p in r.frames.paths], "size": list(r.size), "overlap": r.overlap,
+                "prompts": [{"obj_id": p.obj_id, "frame": p.frame, "rle": dict(p.rle)} for p in r.prompts]}
     return {"sample_id": r.sample_id, "image_id": r.image_id, "text": r.text, "image_path": str(r.image_path),
             "size": list(r.size)}
 
@@ -268,6 +287,19 @@ def _request_from_doc(task: str, r: Mapping[str, Any]) -> Any:
                                 Path(r["video_path"]) if r.get("video_path") else None)
     if task == "res":
         return ImageRequest(r["sample_id"], r["image_id"], r["text"], Path(r["image_path"]), tuple(r["size"]))
+    if task == "vos":
+        from refbench.adapters.base import OVERLAP_RULES
+
+        if r.get("overlap") not in OVERLAP_RULES:
+            raise AdapterError(f"vos request {r.get('sample_id')}: overlap must be one of {', '.join(OVERLAP_RULES)}")
+        prompts = tuple(VosPrompt(str(p["obj_id"]), int(p["frame"]), dict(p["rle"])) for p in r["prompts"])
+        n = len(r["frames"])
+        for p in prompts:
+            if not 0 <= p.frame < n:
+                raise AdapterError(f"vos request {r['sample_id']}: prompt of object {p.obj_id} on frame {p.frame}, "
+                                   f"outside the {n} frames")
+        return VosRequest(r["sample_id"], r["video"], Frames(r["frames"], r["paths"]), tuple(r["size"]), prompts,
+                          r["overlap"])
     raise AdapterError(f"unknown task {task!r}")
 
 

@@ -884,9 +884,13 @@ def evaluate_vos_protocol(protocol: str, card: Any, loader: Any, pred_path: Path
     if not pred_path.exists():
         raise PredictionError(f"{pred_path}: predictions not found")
     if protocol in _PNG_ONLY and pred_path.is_file() and pred_path.suffix.lower() == ".json":
-        raise PredictionError(f"{pred_path}: protocol {protocol!r} reads the official PNG layout "
-                              f"({_PNG_ONLY[protocol]}), as a folder or a zip; an RLE JSON has no defined frame "
-                              "alignment here")
+        from refbench.preds.vos_json import is_frame_keyed
+
+        if not is_frame_keyed(pred_path):
+            raise PredictionError(f"{pred_path}: protocol {protocol!r} reads the official PNG layout "
+                                  f"({_PNG_ONLY[protocol]}), as a folder or a zip, or refbench run's frame-keyed RLE "
+                                  "JSON ({video: {obj: {frame: RLE}}}); a per-frame RLE list has no defined frame "
+                                  "alignment here")
     frames: list[dict[str, Any]] | None = [] if per_frame else None
     result = EVALUATORS[protocol](card, loader, pred_path, missing, device, args, progress, per_frame=frames)
     result.per_frame = frames

@@ -22,6 +22,8 @@ Accepted shapes (``open_mask_source`` picks the reader from the path):
 * **RLE JSON, sequence layout** (DAVIS-2017 / MOSE): ``{"<seq>": {"<object id>": [RLE or null per frame]}}``,
   object ids 1-254 as strings; each frame's index map paints every object's mask with its id. Two objects on
   one pixel are refused (a palette PNG cannot hold both, so the official reader never sees an overlap).
+* **Frame-keyed RLE JSON** (every VOS protocol; what ``refbench run`` writes for the ``vos`` task):
+  ``{"<video>": {"<object id>": {"<frame>": RLE or null}}}`` (:mod:`refbench.preds.vos_json`).
 
 Every problem raises :class:`refbench.data.base.PredictionError` naming the file (and zip member): a wrong
 frame size, an unreadable PNG, malformed JSON, ids that are not in the dataset, unsafe path components.
@@ -640,6 +642,12 @@ def open_mask_source(
     if suffix == ".zip":
         return PngZipSource(path, layout, values)
     if suffix == ".json":
+        if values == "index":  # VOS: the frame-keyed form refbench run writes (refbench.preds.vos_json)
+            from refbench.preds.vos_json import open_frame_keyed
+
+            keyed = open_frame_keyed(path, layout)
+            if keyed is not None:
+                return keyed
         if layout == "sequence":
             return RleSequenceSource(path)
         return RleJsonSource(path, keys or {})

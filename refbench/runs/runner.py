@@ -60,6 +60,7 @@ class RunConfig:
     batch_size: int | None = None  # requests per adapter call and store transaction (None: the adapter's own)
     seed: int | None = 0  # seeds random, NumPy and torch before the adapter is built (refbench.runs.seeding)
     per_frame: bool = False  # also write <run_dir>/per_frame.csv (video tasks; refbench.evaluate.per_frame)
+    protocol_args: dict[str, Any] = field(default_factory=dict)  # --protocol-arg (scoring only; no leaderboard rows)
 
 
 @dataclass
@@ -83,6 +84,8 @@ class RunResult:
 def sample_key(task: str, sample: Any) -> str:
     if task == "refvos":
         return f"{sample.video}/{sample.exp_id}"
+    if task == "vos":  # one request per video (refbench.runs.vos)
+        return str(sample.video)
     if task == "tsg":
         return str(sample.qid)
     return str(sample.sample_id)
@@ -111,7 +114,7 @@ def _video_of(task: str, sample: Any) -> str:
 
 
 def _cost(task: str, sample: Any) -> float:
-    return float(len(sample.frames)) if task == "refvos" else 1.0
+    return float(len(sample.frames)) if task in ("refvos", "vos") else 1.0
 
 
 def frame_size(loader: Any, sample: Any, paths: Sequence[Path]) -> tuple[int, int]:
@@ -145,6 +148,10 @@ class _Requests:
             ref = (lambda s=sample: loader.gt_masks(s)) if self.oracle else None
             return VideoRequest(key, sample.video, sample.exp_id, sample.text, Frames(sample.frames, paths),
                                 frame_size(loader, sample, paths), reference=ref)
+        if self.task == "vos":  # prompts from the benchmark's protocol: the only ground truth the adapter sees
+            from refbench.runs.vos import vos_request
+
+            return vos_request(loader, sample, key)
         if self.task == "tsg":
             vp = loader.video_path(sample) if callable(getattr(loader, "video_path", None)) else None
             return GroundingRequest(key, sample.video, sample.query, sample.duration, vp,
@@ -266,6 +273,10 @@ def write_predictions(task: str, samples: Sequence[Any], stored: dict[str, Store
             p = stored[sample_key(task, s)].payload
             h, w = p["size"]
             doc.setdefault(s.video, {})[s.exp_id] = [{"size": [h, w], "counts": c} for c in p["rles"]]
+    elif task == "vos":
+        from refbench.runs.vos import vos_predictions_doc
+
+        doc = vos_predictions_doc(samples, stored)
     elif task == "tsg":
         doc = {sample_key(task, s): stored[sample_key(task, s)].payload["spans"] for s in samples}
     else:
@@ -344,8 +355,8 @@ def run(config: RunConfig, progress: Progress | None = None, log: Callable[[str]
     d = D.from_env()
     card = dataset_card(config.dataset)
     task = card.task
-    if task not in ("refvos", "tsg", "res"):
-        raise RunError(f"dataset {card.name}: task {task!r} has no adapter contract yet (refvos, tsg, res)")
+    if task not in ("refvos", "tsg", "res", "vos"):
+        raise RunError(f"dataset {card.name}: task {task!r} has no adapter contract yet (refvos, tsg, res, vos)")
     root = card.resolve_root(config.root)
     loader = card.open(root)
     protocol = config.protocol or card.protocol
@@ -459,7 +470,7 @@ def _predict(task: str, loader: Any, adapter: Adapter, protocol: str, todo: list
     reqs = _Requests(task, loader, adapter, protocol)
     bs = config.batch_size or max(1, int(getattr(adapter, "batch_size", 1) or 1))
     batches = [todo[i:i + bs] for i in range(0, len(todo), bs)]
-    pixels = task == "refvos" and bool(getattr(adapter, "needs_pixels", True))
+    pixels = task in ("refvos", "vos") and bool(getattr(adapter, "needs_pixels", True))
     done = reused
     if progress and d.is_main:
         progress(done, n_mine)
@@ -488,7 +499,7 @@ def _predict(task: str, loader: Any, adapter: Adapter, protocol: str, todo: list
             items = []
             for r, (payload, diag) in zip(rs, encoded):
                 items.append(Stored(r.sample_id, r.image_id if task == "res" else r.video, payload, diag, secs))
-                if task == "refvos":
+                if task in ("refvos", "vos"):
                     r.frames.release()
             store.put_many(items)
             done += len(rs)
@@ -520,10 +531,11 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
 
         sub = SubsetLoader(loader, set(keys), task) if partial else loader
         try:
+            extra = {"protocol_args": dict(config.protocol_args)} if config.protocol_args else {}
             res, eval_summary = evaluate(card.name, staged, root=root, protocol=protocol, missing="error",
                                          device=D.device_for(d, config.device), loader=sub,
                                          annotation_sha256=header["annotation_sha256"],
-                                         per_frame=config.per_frame)
+                                         per_frame=config.per_frame, **extra)
         except BaseException:
             staged.unlink(missing_ok=True)
             raise
@@ -547,6 +559,9 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
                                 "not added to the leaderboard")
         elif size_note and config.leaderboard:
             result.notes.append(f"{size_note}: not added to the leaderboard")
+        elif config.protocol_args and config.leaderboard:
+            result.notes.append("--protocol-arg " + ", ".join(f"{k}={v}" for k, v in config.protocol_args.items())
+                                + ": scored with a non-default protocol option; not added to the leaderboard")
         elif config.leaderboard:
             result.leaderboard_rows = _append_leaderboard(config.leaderboard, card, acard, header, eval_summary,
                                                           run_dir, adapter.options)
@@ -572,8 +587,9 @@ def _finish(result: RunResult, task: str, card: Any, acard: Any, adapter: Adapte
         os.replace(staged_zip, run_dir / "submission.zip")
         result.submission = run_dir / "submission.zip"
         where = rep.server or (card.submission or {}).get("server")
-        result.notes.append(f"submission zip: {result.submission} ({rep.frames} frames of {rep.expressions} "
-                            f"expressions)" + (f"; upload it to {where}" if where else ""))
+        what = f"{rep.videos} videos" if task == "vos" else f"{rep.expressions} expressions"
+        result.notes.append(f"submission zip: {result.submission} ({rep.frames} frames of {what})"
+                            + (f"; upload it to {where}" if where else ""))
     _write_run_json(run_dir, config, acard, adapter, header, d, status="done", started=t0,
                     extra={"samples": len(samples), "partial": partial, "flags": flags,
                            "metrics": eval_summary["metrics"] if eval_summary else None,
@@ -591,7 +607,8 @@ def count_flags(items: Any) -> dict[str, int]:
     return out
 
 
-_SAMPLE_COUNT_KEYS = {"refvos": ("expressions",), "tsg": ("queries",), "res": ("sentences", "images")}
+_SAMPLE_COUNT_KEYS = {"refvos": ("expressions",), "tsg": ("queries",), "res": ("sentences", "images"),
+                      "vos": ("videos",)}
 
 
 def _official_size_note(card: Any, n: int) -> str | None:

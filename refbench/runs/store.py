@@ -9,7 +9,8 @@ header raises :class:`StoreMismatch` instead of silently reusing predictions mad
 
 Payloads are JSON text (readable with the ``sqlite3`` shell): RefVOS ``{"size": [H, W], "rles": [counts, ...]}``
 (one COCO compressed RLE string per frame), RES ``{"size": [H, W], "counts": str}``, TSG
-``{"spans": [[s, e], ...], "text": str | null}``.
+``{"spans": [[s, e], ...], "text": str | null}``, semi-supervised VOS ``{"size": [H, W], "frames": [names],
+"objects": {obj_id: [counts, ...]}}`` (one RLE per object and frame; :mod:`refbench.runs.vos`).
 """
 
 from __future__ import annotations
