@@ -240,6 +240,8 @@ def test_flags_override_the_config_and_model_args_merge(tmp_path):
     ({"model_args": 3}, "c.yaml: model_args: expected a mapping"),
     ({"roots": ["/data"]}, "c.yaml: roots: expected a mapping of dataset name -> path"),
     ({"device": {"a": 1}}, "c.yaml: device: expected one value, got a mapping"),
+    ({"dataset": "demo_charades_test", "protocol_args": {"skip_first_last": False}},
+     "--protocol-arg applies to video protocols with options"),
 ])
 def test_bad_config_keys_and_values_are_one_line(tmp_path, doc, message):
     cfg = tmp_path / "c.yaml"
@@ -309,6 +311,10 @@ def test_eval_several_datasets_one_table_one_json_failures_reported(demo_runs, t
                                                               "demo_charades_test"),
     (("eval", "--dataset", "demo_all", "--pred", "{dataset}", "--parse-style", "timechat"),
      "--parse-style applies to temporal grounding; demo_mevis_val_u is a refvos dataset"),
+    (("run", "--dataset", "demo_all", "--protocol-arg", "a=1,b=2"),
+     "--protocol-arg applies to video protocols with options (SA-V, SeCVOS, LVOS, MOSE v2, ReasonVOS); "
+     "demo_charades_test is a tsg dataset"),
+    (("run", "--protocol-arg", "a=1,b"), "--protocol-arg 'a=1,b': 'b' is not KEY=VALUE"),
 ])
 def test_several_datasets_usage_errors_come_first(args, message):
     r = _cli(*args)
