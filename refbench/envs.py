@@ -9,12 +9,11 @@ Models pin incompatible stacks (MomentSeg transformers 4.51.3; Sa2VA 4.49.0 for 
       pins: [transformers==4.57.0]        # exact versions; decide where the model runs
       packages: [peft==0.17.1, timm==1.0.17, einops, torchvision, qwen_vl_utils]   # the remote code's imports
       optional: [flash-attn==2.7.3]       # never installed by refbench (needs a CUDA toolchain)
-      torch: "torch==2.14.1 torchvision==0.29.1"   # optional: the torch build it needs when not this Python's
 
-A card's ``torch`` names the torch requirement(s) of an environment that cannot take this interpreter's build -- e.g.
-one that needs torchvision, whose wheels are built against one torch (torchvision 0.29.1 with torch 2.14.1; PyPI has no
-CPU torchvision, and one beside a CPU torch breaks transformers' model loading, ADAPTERS.md 6.2). ``--torch``
-overrides it (your CUDA build, with ``--torch-index-url`` / ``--find-links``).
+A card that pins ``torch`` (with ``torchvision``) gets that build instead of this interpreter's -- e.g. a model that
+needs torchvision, whose wheels are built against one torch (torchvision 0.29.1 with torch 2.14.1; PyPI has no CPU
+torchvision, and one beside a CPU torch breaks transformers' model loading, ADAPTERS.md 6.2). ``--torch`` replaces
+those pins (your CUDA build, with ``--torch-index-url`` / ``--find-links``).
 
 Where a model runs (:func:`worker_python`): in this interpreter when its installed versions equal every pin;
 otherwise in the environment's own interpreter through the worker (:mod:`refbench.adapters.worker`); otherwise an
@@ -24,8 +23,8 @@ error naming ``refbench env create <model>``. ``--model-arg python=PATH`` picks 
 Environments live in ``$REFBENCH_ENVS/<name>``, else ``$XDG_CACHE_HOME/refbench/envs/<name>`` (``~/.cache`` when
 XDG_CACHE_HOME is unset). :func:`create` builds one with uv when it is on PATH (or beside this interpreter; about
 5x faster) and with venv + pip otherwise: torch at exactly this interpreter's version (the user's build; pass an
-index URL or find-links where that build comes from), or the card's ``torch`` when it names one, the pins, the packages (unless ``minimal``), refbench's
-runtime dependencies for a worker, then refbench itself without dependencies (this checkout as an editable
+index URL or find-links where that build comes from) unless the card pins torch, the pins, the packages (unless
+``minimal``), refbench's runtime dependencies for a worker, then refbench itself without dependencies (this checkout as an editable
 install, else the same release). uv does not read pip's configuration: find-links from ``PIP_FIND_LINKS`` are
 passed on to it.
 
@@ -73,7 +72,6 @@ class EnvSpec:
     packages: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
     notes: str | None = None
-    torch: str | None = None  # the torch requirement(s) this environment needs, when not this Python's build
 
     def pinned(self) -> dict[str, str]:
         """``{distribution name: version}`` of the pins."""
@@ -82,8 +80,6 @@ class EnvSpec:
     def to_dict(self) -> dict[str, Any]:
         out = {"name": self.name, "python": self.python, "pins": list(self.pins), "packages": list(self.packages),
                "optional": list(self.optional), "notes": self.notes}
-        if self.torch:
-            out["torch"] = self.torch
         return out
 
 
@@ -91,7 +87,7 @@ def env_spec_from_card(raw: Any, where: str) -> EnvSpec:
     """The ``environment`` block of an adapter card; a CardError naming the card when it is malformed."""
     if not isinstance(raw, Mapping):
         raise CardError(f"{where}: environment must be a mapping (name, python, pins, packages, optional)")
-    bad = set(raw) - {"name", "python", "pins", "packages", "optional", "notes", "torch"}
+    bad = set(raw) - {"name", "python", "pins", "packages", "optional", "notes"}
     if bad:
         raise CardError(f"{where}: environment: unknown keys {sorted(bad)}")
     name = raw.get("name")
@@ -113,12 +109,7 @@ def env_spec_from_card(raw: Any, where: str) -> EnvSpec:
         if not isinstance(py, str) or not all(_PY.match(part) for part in py.split(",")):
             raise CardError(f"{where}: environment.python must be like '>=3.10,<3.12', got {py!r}")
     notes = raw.get("notes")
-    torch = raw.get("torch")
-    if torch is not None:
-        if not isinstance(torch, str) or not torch.split() or not all(_PIN.match(r) for r in torch.split()):
-            raise CardError(f"{where}: environment.torch must be exact pins separated by spaces (e.g. 'torch==2.14.1 "
-                            f"torchvision==0.29.1'), got {torch!r}")
-    return EnvSpec(name=name, python=py, notes=str(notes) if notes else None, torch=torch, **lists)
+    return EnvSpec(name=name, python=py, notes=str(notes) if notes else None, **lists)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -138,12 +129,20 @@ def installed_version(dist: str) -> str | None:
     return None
 
 
+def pin_met(want: str, got: str | None) -> bool:
+    """PEP 440 ``==want`` for an installed version: a pin without a local label (``torch==2.0.1``) is met by any
+    local build of that release (``2.0.1+cu118``); a pin with one needs it exactly."""
+    if got is None:
+        return False
+    return got == want or ("+" not in want and got.split("+", 1)[0] == want)
+
+
 def unmet_pins(spec: EnvSpec, version_of: Callable[[str], str | None] = installed_version) -> list[str]:
     """``["transformers==4.57.0 (found 5.17.0)", ...]``: the pins this interpreter does not satisfy."""
     out = []
     for dist, want in spec.pinned().items():
         got = version_of(dist)
-        if got != want:
+        if not pin_met(want, got):
             out.append(f"{dist}=={want} (found {got or 'none'})")
     return out
 
@@ -269,12 +268,25 @@ def _torch_requirement(torch: str | None) -> list[str]:
     return [f"torch=={v}"]
 
 
+def _req_name(req: str) -> str:
+    return re.split(r"[<>=!~\[ ]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
 def requirements(spec: EnvSpec, torch: str | None = None, minimal: bool = False) -> list[str]:
-    """What :func:`create` installs (before refbench itself): torch, pins, packages, the worker runtime."""
-    reqs = _torch_requirement(torch or spec.torch) + list(spec.pins)
+    """What :func:`create` installs (before refbench itself): torch, pins, packages, the worker runtime.
+
+    torch: ``torch`` (``--torch``) when given, replacing the card's pins of the same packages; else the card's own
+    torch pin when it has one (e.g. ``torch==2.14.1`` with ``torchvision==0.29.1`` for a model that needs
+    torchvision, which must never sit beside the CPU torch); else this interpreter's torch version."""
+    if torch is None and "torch" in {_req_name(p) for p in spec.pins}:
+        reqs = list(spec.pins)
+    else:
+        given = _torch_requirement(torch)
+        names = {_req_name(r) for r in given} if torch else set()
+        reqs = given + [p for p in spec.pins if _req_name(p) not in names]
 
     def _names(rs: list[str]) -> set[str]:
-        return {re.split(r"[<>=!~\[ ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in rs}
+        return {_req_name(r) for r in rs}
 
     if not minimal:
         have = _names(reqs)  # a package the torch requirement already pins (torchvision) is not asked for twice
@@ -294,8 +306,14 @@ def create(name: str, *, torch: str | None = None, torch_index_url: str | None =
     base = Path(python or sys.executable)
     version = _python_version(str(base))
     if not python_ok(spec, version):
-        raise EnvError(f"environment {spec.name} needs Python {spec.python}; {base} is "
-                       f"{'.'.join(map(str, version))} (pass --python PATH)")
+        found = None if python else find_python(spec)
+        if found is None:
+            raise EnvError(f"environment {spec.name} needs Python {spec.python}; {base} is "
+                           f"{'.'.join(map(str, version))} and no python3.N on PATH (or under pyenv) matches: "
+                           "install one and pass --python PATH")
+        say(f"environment {spec.name} needs Python {spec.python}: using {found[0]} "
+            f"({'.'.join(map(str, found[1]))}; this one is {'.'.join(map(str, version))})")
+        base, version = Path(found[0]), found[1]
     target = env_dir(spec.name)
     if target.exists():
         if not force:
@@ -332,6 +350,37 @@ def create(name: str, *, torch: str | None = None, torch_index_url: str | None =
             "seconds": round(time.perf_counter() - t0, 1)}
     (target / "refbench-env.json").write_text(json.dumps(meta, indent=2) + "\n")
     return CreateReport(spec.name, target, meta["installer"], meta["seconds"], reqs)
+
+
+def find_python(spec: EnvSpec) -> tuple[str, tuple[int, ...]] | None:
+    """An interpreter satisfying ``spec.python``: ``python3.N`` on PATH first, then pyenv's versions
+    (``$PYENV_ROOT`` or ``~/.pyenv``), newest minor first; each candidate is run once to read its version (a
+    pyenv shim without that version installed fails and is skipped). None when nothing matches."""
+    seen: set[str] = set()
+    candidates: list[str] = []
+    for minor in range(20, 5, -1):
+        exe = shutil.which(f"python3.{minor}")
+        if exe:
+            candidates.append(exe)
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    if root.is_dir():
+        def key(p: Path) -> tuple[int, ...]:
+            return tuple(int(x) if x.isdigit() else -1 for x in p.name.split("."))
+
+        candidates += [str(d / "bin" / "python") for d in sorted(root.iterdir(), key=key, reverse=True)
+                       if (d / "bin" / "python").exists()]
+    for exe in candidates:
+        real = os.path.realpath(exe)
+        if real in seen:
+            continue
+        seen.add(real)
+        try:
+            version = _python_version(exe)
+        except EnvError:
+            continue
+        if version and python_ok(spec, version):
+            return exe, version
+    return None
 
 
 def _self_requirement() -> list[str]:
@@ -430,7 +479,7 @@ def check(name: str) -> CheckReport:
             rep.problems.append(f"import {mod} fails: {err}")
     for dist, want in spec.pinned().items():
         got = rep.versions.get(dist)
-        if got != want:
+        if not pin_met(want, got):
             rep.problems.append(f"{dist} is {got or 'missing'}, the card pins {want}")
     for p in spec.packages:
         if rep.versions.get(_dist(p)) is None:
@@ -457,5 +506,6 @@ def list_envs() -> list[dict[str, Any]]:
 
 
 __all__ = ["CheckReport", "CreateReport", "EnvError", "EnvSpec", "WORKER_RUNTIME", "check", "create", "env_dir",
-           "env_python", "env_spec_from_card", "envs_root", "installed_version", "list_envs", "python_ok",
+           "env_python", "env_spec_from_card", "envs_root", "find_python", "installed_version", "list_envs",
+           "pin_met", "python_ok",
            "requirements", "spec_for", "unmet_pins", "worker_python"]

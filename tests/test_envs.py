@@ -34,33 +34,38 @@ def test_requirements_keep_this_torch_and_add_the_worker_runtime():
     assert minimal[:2] == ["torch==2.6.0+cu124", "transformers==4.49.0"] and "peft==0.11.1" not in minimal
 
 
-def test_a_card_names_the_torch_build_its_environment_needs():
-    """SAM 2.1's processors import torchvision, whose wheels are built against one torch: the card's torch replaces
-    this Python's (never torchvision beside the CPU torch), --torch overrides it, torchvision is not asked twice."""
-    from refbench.cards import CardError
-    from refbench.envs import env_spec_from_card
-
+def test_a_card_pins_the_torch_build_its_environment_needs():
+    """SAM 2.1's processors import torchvision, whose wheels are built against one torch: the card's torch pins
+    replace this Python's (never torchvision beside the CPU torch), --torch overrides them, torchvision is not asked
+    twice; SAM 2.1 and SAM 3 share the one environment."""
     spec = adapter_card("sam2.1-hiera-tiny").environment
-    assert spec.name == "sam" and spec.torch == "torch==2.14.1 torchvision==0.29.1"
+    assert spec.name == "sam" and spec.pinned()["torch"] == "2.14.1" and spec.pinned()["torchvision"] == "0.29.1"
     full = requirements(spec)
     assert full[:3] == ["torch==2.14.1", "torchvision==0.29.1", "transformers==5.24.0"]
     assert [r for r in full if r.startswith("torchvision")] == ["torchvision==0.29.1"]
-    assert requirements(spec, torch="torch==2.14.1+cu128 torchvision==0.29.1+cu128", minimal=True)[:2] == \
-        ["torch==2.14.1+cu128", "torchvision==0.29.1+cu128"]
-    assert spec.to_dict()["torch"] == spec.torch
-    with pytest.raises(CardError, match="environment.torch must be exact pins"):
-        env_spec_from_card({"name": "x", "torch": "torch>=2"}, "card.yaml")
-    # every SAM 2.1 card shares the one environment
-    assert {adapter_card(f"sam2.1-hiera-{v}").environment for v in ("tiny", "small", "base-plus", "large")} == {spec}
+    assert requirements(spec, torch="torch==2.14.1+cu128 torchvision==0.29.1+cu128", minimal=True)[:3] == \
+        ["torch==2.14.1+cu128", "torchvision==0.29.1+cu128", "transformers==5.24.0"]
+    assert {adapter_card(f"sam2.1-hiera-{v}").environment for v in ("tiny", "small", "base-plus", "large")} == \
+        {spec, adapter_card("sam3").environment}
+
+
+def test_cards_sharing_an_environment_declare_the_same_one():
+    """`refbench env create` builds an environment from the first card naming it: a second card that declared other
+    pins or packages under the same name would run against packages it never asked for."""
+    from refbench.envs import env_cards
+
+    for name, cards in env_cards().items():
+        specs = {c.environment for c in cards}
+        assert len(specs) == 1, (name, [c.name for c in cards])
 
 
 @pytest.mark.parametrize("name", ["sam"])
 def test_the_sam_environment_built_by_env_create(name):
-    """CI builds it with `refbench env create sam2.1-hiera-tiny --minimal --find-links /opt/pypi-more/files`."""
+    """CI builds it with `refbench env create sam3 --minimal --find-links /opt/pypi-more/files`."""
     from refbench.envs import check
 
     if not env_python(name).exists():
-        pytest.skip(f"environment {name} not built (CI: REFBENCH_ENVS=.ci-envs refbench env create sam2.1-hiera-tiny "
+        pytest.skip(f"environment {name} not built (CI: REFBENCH_ENVS=.ci-envs refbench env create sam3 "
                     "--minimal --find-links /opt/pypi-more/files)")
     rep = check(name)
     assert rep.ok, rep.problems

@@ -143,7 +143,7 @@ def evaluate_res(
         raise ValueError(f"unknown value for unknown= {unknown!r}; valid: {', '.join(UNKNOWN_MODES)}")
     if loader is None:
         loader = card.open()
-    # refbench run --limit passes its SubsetLoader (refbench.runs.runner), which delegates to the card's loader
+    # a run's --limit hands a SubsetLoader (refbench.runs.runner) that delegates to the real one
     if not isinstance(getattr(loader, "_loader", loader), (RefCOCOLoader, ReasonSegLoader)):
         raise ValueError(f"evaluate_res needs a RefCOCOLoader or ReasonSegLoader, got {type(loader).__name__}")
     pred_path = Path(pred_path)
