@@ -32,7 +32,7 @@ trees (:func:`demo_digest`). Nothing is generated on import.
 
 Safety: a build is written to a temporary folder beside the target and renamed into place in one step, with the
 marker written last inside it; an incomplete folder (no or stale marker) is never used but rebuilt, and builders
-are serialised by an ``flock`` on a lock file beside the target where the platform has one.
+are serialised by a lock on a file beside the target (:func:`refbench.files.file_lock`).
 
 :func:`run_demo` (behind ``refbench demo``) runs the blind prior and the oracle over the scored demo splits and
 the prior over the private-GT split with the real runner (:func:`refbench.runs.runner.run`): stores, scorers,
@@ -604,21 +604,12 @@ def is_complete(base: str | os.PathLike) -> bool:
 
 @contextmanager
 def _build_lock(base: Path) -> Iterator[bool]:
-    """An exclusive ``flock`` on ``.<name>.lock`` beside ``base``, released by the OS if the process dies; yields
-    whether it is held. Without fcntl (Windows) builders are not serialised: the atomic rename alone keeps the
-    result whole."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield False
-        return
-    lock = base.parent / f".{base.name}.lock"
-    with open(lock, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    """An exclusive lock on ``.<name>.lock`` beside ``base`` (:func:`refbench.files.file_lock`), released by the
+    OS if the process dies; yields True (held)."""
+    from refbench.files import file_lock
+
+    with file_lock(base.parent / f".{base.name}.lock"):
+        yield True
 
 
 def _clear_incomplete(base: Path, locked: bool) -> None:

@@ -10,6 +10,8 @@
 * :func:`atomic_write` / :func:`atomic_output` write a temporary file beside the target, ``fsync`` it and
   rename it onto the target, so a full disk or a crash never leaves a truncated or 0-byte output behind;
   a failure removes the temporary file and leaves an existing target as it was.
+* :func:`file_lock` serialises processes that change one file (a leaderboard CSV, the demo build): an
+  exclusive ``filelock.FileLock`` on a lock file beside it, released by the OS if the process dies.
 
 Every failure raises the caller's error class (:class:`~refbench.errors.RefbenchInputError` by default)
 with a message that starts with the file's path.
@@ -166,11 +168,22 @@ def atomic_output(path: PathLike, mode: str = "w", flag: str | None = None, **op
         raise
 
 
+@contextlib.contextmanager
+def file_lock(lock: PathLike) -> Iterator[None]:
+    """Hold an exclusive inter-process lock on the file ``lock`` (created when missing and left in place)
+    for the block: ``filelock.FileLock`` (``fcntl.flock`` on POSIX, ``msvcrt.locking`` on Windows), which the
+    OS releases when the process dies. Blocks until the lock is free."""
+    from filelock import FileLock
+
+    with FileLock(os.fspath(lock)):
+        yield
+
+
 def atomic_write(path: PathLike, data: bytes | str, flag: str | None = None) -> None:
     """Write ``data`` (text as UTF-8) to ``path`` atomically (:func:`atomic_output`)."""
     with atomic_output(path, "wb", flag) as fh:
         fh.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
-__all__ = ["DuplicateKeyError", "OutputError", "atomic_output", "atomic_write", "load_json", "open_regular",
-           "parse_json", "read_regular", "unique_keys"]
+__all__ = ["DuplicateKeyError", "OutputError", "atomic_output", "atomic_write", "file_lock", "load_json",
+           "open_regular", "parse_json", "read_regular", "unique_keys"]

@@ -10,8 +10,9 @@ The packaged leaderboards live in the checkout's ``leaderboards/`` folder, or in
 inside a wheel; ``$REFBENCH_LEADERBOARD`` and ``--dir`` add user folders (see :func:`leaderboard_dirs`).
 
 This module never imports torch, numpy or pandas. Library functions raise (:class:`LeaderboardError` for a
-malformed file, with a one-line ``"<file>:<line>: <problem>"`` message); only :func:`leaderboard_command`
-turns errors into ``click.ClickException``.
+malformed file, with a one-line ``"<file>:<line>: <problem>"`` message, a usage error: exit 2);
+:func:`leaderboard_command` raises them too, and the ``refbench`` command line (:mod:`refbench.cli`) turns them
+into one line and the exit code.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import datetime as _dt
 import io
 import math
 import os
-import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import click
+
+from refbench.errors import RefbenchInputError
 
 COLUMNS: tuple[str, ...] = (
     "dataset", "model", "metric", "value", "scale", "protocol", "kind", "source", "date", "refbench_version",
@@ -71,8 +74,9 @@ _FAMILY_ORDER = ("refvos", "vos", "tsg", "res")
 _ENV = "REFBENCH_LEADERBOARD"
 
 
-class LeaderboardError(ValueError):
-    """A malformed leaderboard file or row; the message is one line, ``"<file>:<line>: <problem>"``."""
+class LeaderboardError(RefbenchInputError):
+    """A malformed leaderboard file or row; the message is one line, ``"<file>:<line>: <problem>"`` (exit 2;
+    also a ValueError)."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -276,54 +280,28 @@ def _csv_files(paths_or_dirs: str | os.PathLike | Iterable[str | os.PathLike]) -
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Locking (POSIX flock; Windows msvcrt on a sibling .lock file, best effort)
+# Locking: one exclusive lock file beside each CSV (refbench.files.file_lock)
 # ----------------------------------------------------------------------------------------------------------
 
 
-class _Lock:
-    """Exclusive or shared lock on an open file: ``fcntl.flock`` on POSIX. On Windows (no flock) an exclusive
-    ``msvcrt.locking`` on the first byte of a sibling ``<file>.lock`` is used for writers; readers do not lock.
-    """
+def _lock_file(path: Path) -> Path:
+    """``<file>.lock`` beside a leaderboard CSV: what :func:`append_rows` holds while it appends."""
+    return path.with_name(path.name + ".lock")
 
-    def __init__(self, fh, path: Path, exclusive: bool):
-        self.fh, self.path, self.exclusive = fh, path, exclusive
-        self._win = None
 
-    def __enter__(self):
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            if self.exclusive:
-                self._win_lock()
-            return self
-        fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
-        return self
+@contextmanager
+def _read_lock(path: Path) -> Iterator[None]:
+    """Readers take the writers' lock when a writer has left its lock file, so an append is seen whole or not at
+    all; a CSV no refbench process ever appended to (the packaged ones, possibly in a read-only folder) has none
+    and is read without creating one."""
+    lock = _lock_file(path)
+    if lock.is_file():
+        from refbench.files import file_lock
 
-    def __exit__(self, *exc):
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            if self._win is not None:
-                import msvcrt
-
-                self._win.seek(0)
-                msvcrt.locking(self._win.fileno(), msvcrt.LK_UNLCK, 1)
-                self._win.close()
-            return False
-        fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
-        return False
-
-    def _win_lock(self) -> None:  # pragma: no cover - Windows
-        import msvcrt
-
-        self._win = open(str(self.path) + ".lock", "a+b")
-        while True:
-            try:
-                self._win.seek(0)
-                msvcrt.locking(self._win.fileno(), msvcrt.LK_NBLCK, 1)
-                return
-            except OSError:
-                time.sleep(0.05)
+        with file_lock(lock):
+            yield
+    else:
+        yield
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -364,12 +342,13 @@ def read_rows(paths_or_dirs: str | os.PathLike | Iterable[str | os.PathLike], st
     Every file must have the :data:`COLUMNS` header and every row must be valid (:class:`Row`); with
     ``strict`` (default) dataset names must be known (:func:`known_datasets`) and metric names in
     :data:`METRICS`. An empty file holds no rows. Raises :class:`LeaderboardError` ``"<file>:<line>: ..."``.
-    Each file is read under a shared lock, so a concurrent :func:`append_rows` is seen whole or not at all.
+    A file that :func:`append_rows` has written is read under its lock, so a concurrent append is seen whole or
+    not at all.
     """
     rows: list[Row] = []
     for path in _csv_files(paths_or_dirs):
         try:
-            with open(path, "rb") as fh, _Lock(fh, path, exclusive=False):
+            with _read_lock(path), open(path, "rb") as fh:
                 data = fh.read()
         except OSError as exc:
             raise LeaderboardError(f"{path}:0: cannot read: {exc.strerror or exc}") from None
@@ -398,9 +377,8 @@ def append_rows(path: str | os.PathLike, rows: Iterable[Row], strict: bool = Tru
     """Append ``rows`` to the leaderboard CSV at ``path``, safely when several processes append at once.
 
     The file (and its folder) is created when missing; the header is written when the file is empty, and an
-    existing file's header is checked first. All rows go out in one ``write`` under an exclusive
-    ``fcntl.flock`` on the file, then are flushed and fsynced. (Windows: an exclusive ``msvcrt`` lock on a
-    sibling ``<file>.lock``; the POSIX path is the tested one.)
+    existing file's header is checked first. All rows go out in one ``write`` under an exclusive lock on the
+    sibling ``<file>.lock`` (:func:`refbench.files.file_lock`), then are flushed and fsynced.
     """
     path = Path(path)
     rows = list(rows)
@@ -412,7 +390,9 @@ def append_rows(path: str | os.PathLike, rows: Iterable[Row], strict: bool = Tru
     if not rows:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh, _Lock(fh, path, exclusive=True):
+    from refbench.files import file_lock
+
+    with file_lock(_lock_file(path)), open(path, "a+b") as fh:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
         prefix = b""
@@ -653,7 +633,15 @@ def format_rows(rows: Iterable[Row], fmt: str = "table") -> str:
 # ----------------------------------------------------------------------------------------------------------
 
 
-@click.command("leaderboard")
+def _examples():
+    from refbench.clikit import examples
+
+    return examples("refbench leaderboard --dataset mevis_val_u",
+                    "refbench leaderboard --kind reproduced --format markdown",
+                    "refbench leaderboard --dataset charades_sta_test --json - | jq '.[].value'")
+
+
+@click.command("leaderboard", epilog=_examples())
 @click.option("--dataset", "dataset", metavar="D", help="only this dataset (a dataset card name)")
 @click.option("--model", "model", metavar="M", help="only this model / variant")
 @click.option("--kind", type=click.Choice(KINDS), help="only reported or only reproduced rows")
@@ -661,16 +649,22 @@ def format_rows(rows: Iterable[Row], fmt: str = "table") -> str:
               show_default=True, help="aligned text, GitHub markdown, or the long CSV rows")
 @click.option("--dir", "dirs", multiple=True, type=click.Path(), metavar="DIR",
               help="extra leaderboard folder or CSV (repeatable); $REFBENCH_LEADERBOARD adds more")
-def leaderboard_command(dataset, model, kind, fmt, dirs):
+@click.option("--json", "json_out", metavar="FILE|-",
+              help="Write the selected rows as JSON here (a list); - writes them to standard output instead of the "
+                   "table.")
+def leaderboard_command(dataset, model, kind, fmt, dirs, json_out):
     """Show the leaderboards: reported numbers (with sources) and reproduced refbench runs."""
-    try:
-        rows = read_rows(leaderboard_dirs(extra=list(dirs)))
-        if dataset is not None and dataset.lower() not in {d.lower() for d in known_datasets()}:
-            from refbench.cards import suggest
+    from refbench.clikit import Console, check_json_path
 
-            raise ValueError(f"unknown dataset {dataset!r}{suggest(dataset, known_datasets())}")
-        rows = select(rows, dataset=dataset, model=model, kind=kind)
+    check_json_path(None, None, json_out)
+    if dataset is not None and dataset.lower() not in {d.lower() for d in known_datasets()}:
+        from refbench.cards import suggest
+
+        raise RefbenchInputError(f"--dataset: unknown dataset {dataset!r}{suggest(dataset, known_datasets())}")
+    rows = read_rows(leaderboard_dirs(extra=list(dirs)))
+    rows = select(rows, dataset=dataset, model=model, kind=kind)
+    con = Console(json_out)
+    con.emit_json([{**r.to_dict(), "value": r.value} for r in rows], what="rows")
+    if not con.json_to_stdout:
         text = format_rows(rows, fmt)
-        click.echo(text, nl=not text.endswith("\n"))
-    except (LeaderboardError, ValueError, OSError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        con.result(text[:-1] if text.endswith("\n") else text)

@@ -64,7 +64,10 @@ def test_datasets_list_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     torch_loaded, lines = json.loads(out.stdout)
-    assert not torch_loaded and lines == len(dataset_cards()) + 1
+    from refbench.suites import suite_cards
+
+    # a header and one line per card, then a blank line, a header and one line per suite
+    assert not torch_loaded and lines == len(dataset_cards()) + 1 + 2 + len(suite_cards())
 
 
 def test_check_without_root_is_one_clear_error(monkeypatch):

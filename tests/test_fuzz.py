@@ -527,9 +527,9 @@ def run_fuzz(shared: Path, tmp: Path, per_file: int, seed: int) -> Counter:
 @pytest.fixture
 def quiet(monkeypatch):
     """No progress bar in the captured output (in a terminal tqdm clears it before the error line)."""
-    import refbench.cli
+    import refbench.clikit
 
-    monkeypatch.setattr(refbench.cli._ProgressBar, "__call__", lambda self, done, total: None)
+    monkeypatch.setattr(refbench.clikit.Progress, "__call__", lambda self, done, total: None)
 
 
 def test_fuzz_real_files(shared_data, tmp_path, quiet):

@@ -393,15 +393,17 @@ def test_leaderboard_dirs(tmp_path, monkeypatch):
 
 
 def test_command(tmp_path):
+    from refbench.cli import main
+
     runner = CliRunner()
-    res = runner.invoke(leaderboard_command, ["--dataset", "mevis_val_u", "--model", "Sa2VA-8B", "--format", "csv"])
+    res = runner.invoke(main, ["leaderboard", "--dataset", "mevis_val_u", "--model", "Sa2VA-8B", "--format", "csv"])
     assert res.exit_code == 0, res.output
     assert res.output.splitlines()[1].startswith("mevis_val_u,Sa2VA-8B,J&F,58.9,percent,mevis,reported,")
     assert len(res.output.splitlines()) == 2
 
     mine = tmp_path / "mine"
     append_rows(mine / "refvos.csv", rows_from_summary(_summary(), "prior", "run-7", "f", "runs/7"))
-    res = runner.invoke(leaderboard_command, ["--dir", str(mine), "--kind", "reproduced", "--format", "markdown"])
+    res = runner.invoke(main, ["leaderboard", "--dir", str(mine), "--kind", "reproduced", "--format", "markdown"])
     assert res.exit_code == 0, res.output
     assert "| prior | **reproduced** | mevis | 37.5 | 50.0 | 25.0 |" in res.output
     assert "Sa2VA" not in res.output
@@ -409,12 +411,15 @@ def test_command(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "res.csv").write_text(HEADER + GOOD.replace("50.0", "x"))
-    res = runner.invoke(leaderboard_command, ["--dir", str(bad)])
-    assert res.exit_code == 1
-    assert f"{bad / 'res.csv'}:2: value 'x' is not a number" in res.output
+    # bad input is exit 2 (refbench.errors), one line, no traceback
+    res = runner.invoke(main, ["leaderboard", "--dir", str(bad)])
+    assert res.exit_code == 2
+    assert res.output.strip() == f"Error: {bad / 'res.csv'}:2: value 'x' is not a number"
 
-    res = runner.invoke(leaderboard_command, ["--dataset", "mevis_valu"])
-    assert res.exit_code == 1 and "did you mean" in res.output
+    res = runner.invoke(main, ["leaderboard", "--dataset", "mevis_valu"])
+    assert res.exit_code == 2 and "did you mean" in res.output and len(res.output.strip().splitlines()) == 1
+    res = runner.invoke(main, ["leaderboard", "--dir", str(tmp_path / "missing")])
+    assert res.exit_code == 2 and "no such leaderboard file or folder" in res.output
 
 
 def test_import_and_formatting_do_not_load_heavy_libraries():

@@ -37,8 +37,21 @@ def test_card_folders_never_shadow_real_packages():
     specs = json.loads(_run_py(code))
     for name, origin in specs.items():
         assert origin is None or not origin.startswith(str(ROOT / name)), (name, origin)
-    for folder in ("datasets", "adapters", "leaderboards"):
+    for folder in ("datasets", "adapters", "leaderboards", "protocols", "suites"):
         assert not list((ROOT / folder).rglob("*.py")), f"{folder}/ must hold no Python"
+
+
+def test_every_card_folder_ships_in_the_wheel():
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    from refbench.cards import KINDS
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"][
+        "force-include"]
+    for kind in KINDS:
+        assert include.get(kind) == f"refbench/_cards/{kind}", kind
 
 
 def test_cli_entry_point_and_version():

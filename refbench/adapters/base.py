@@ -320,12 +320,15 @@ def check_image_prediction(req: ImageRequest, pred: Any, adapter: str) -> np.nda
 @dataclass(frozen=True)
 class RunContext:
     """What an adapter may know about the run: the device, the dataset card name and its data root (for
-    baselines that learn from the matching training split), and the run directory (for caches)."""
+    baselines that learn from the matching training split), the run directory (for caches), and the run's
+    ``--seed`` (already applied to random, NumPy and torch: :mod:`refbench.runs.seeding`; an adapter whose
+    output depends on it puts it in its ``fingerprint_state``)."""
 
     device: str = "cpu"
     dataset: str | None = None
     root: Path | None = None
     run_dir: Path | None = None
+    seed: int | None = None
 
 
 class Adapter:

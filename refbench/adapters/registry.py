@@ -4,7 +4,9 @@ An adapter card (``adapters/<name>.yaml``, shipped in the wheel as ``refbench/_c
 (a lazy ``"module:Class"`` reference), the tasks, the options with their official defaults, the extra to
 install, the checkpoint and its pinned revision, and reported numbers. Third-party packages add adapters
 through the entry-point group ``refbench.adapters`` (``name = "package.module:Class"``); such a class may carry
-its card as a ``CARD`` dict with the same fields.
+its card as a ``CARD`` dict with the same fields. Users add adapter cards (YAML, read and checked as the built-in
+ones) in the ``adapters/`` folder of a ``$REFBENCH_CARDS`` folder (:func:`refbench.cards.user_card_dirs`). Neither
+may take a name another card already has: that is refused, naming both.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from refbench.adapters.options import OptionSpec, not_output, resolve, spec_from_card
-from refbench.cards import CardError, card_dirs, import_ref, read_card_mapping, suggest
+from refbench.cards import (CARDS_ENV, CardError, card_dirs, check_name, import_ref, read_card_mapping,
+                            shadow_error, suggest, user_card_dirs)
 from refbench.envs import EnvSpec, env_spec_from_card
 
 ENTRY_POINT_GROUP = "refbench.adapters"
@@ -119,8 +122,9 @@ def _weights(raw: Any, where: str) -> dict[str, Any] | None:
     return dict(raw)
 
 
-def _read_card(path: Path) -> AdapterCard:
+def _read_card(path: Path, origin: str = "card") -> AdapterCard:
     data = read_card_mapping(path, "adapter card")
+    check_name(data.get("name"), str(path), "adapter")
     if "alias_of" in data:
         extra = set(data) - {"name", "alias_of", "title"}
         if extra:
@@ -128,7 +132,7 @@ def _read_card(path: Path) -> AdapterCard:
         card = AdapterCard(name=str(data.get("name")), title=str(data.get("title") or ""), code="", tasks=(),
                            path=path, origin=f"alias of {data['alias_of']}")
     else:
-        card = _card_from_mapping(data, str(path), path)
+        card = _card_from_mapping(data, str(path), path, origin)
     if card.name != path.stem:
         raise CardError(f"{path}: card name {card.name!r} differs from its file name")
     return card
@@ -147,18 +151,32 @@ def _entry_points() -> list[Any]:
         return list(entry_points().get(ENTRY_POINT_GROUP, ()))
 
 
+def _where(card: AdapterCard) -> str:
+    return str(card.path) if card.path else card.origin
+
+
 @lru_cache(maxsize=None)
-def adapter_cards() -> dict[str, AdapterCard]:
-    """Every adapter by name: the cards in ``adapters/`` first, then entry points (which do not override)."""
+def _adapter_cards(env: str) -> dict[str, AdapterCard]:
     cards: dict[str, AdapterCard] = {}
     for d in card_dirs("adapters"):
         for path in sorted(d.glob("*.yaml")):
-            if path.stem not in cards:
+            if path.stem not in cards:  # the wheel's copy and the checkout's are the same card
                 cards[path.stem] = _read_card(path)
+    for d in user_card_dirs("adapters", env):
+        for path in sorted(d.glob("*.yaml")):
+            card = _read_card(path, f"user folder {d.parent}")
+            if card.name in cards:
+                raise shadow_error(path, card.name, "adapter", _where(cards[card.name]))
+            cards[card.name] = card
+    seen: dict[str, str] = {}
     for ep in _entry_points():
-        if ep.name in cards:
-            continue
+        if seen.get(ep.name) == ep.value:
+            continue  # one distribution seen twice on the path
+        seen[ep.name] = ep.value
         dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+        if ep.name in cards:
+            raise shadow_error(f"entry point {ep.name} = {ep.value} ({dist})", ep.name, "adapter",
+                               _where(cards[ep.name]))
         cards[ep.name] = AdapterCard(name=ep.name, title=f"third-party adapter from {dist}", code=ep.value,
                                      tasks=(), origin=f"entry point ({dist})")
     # aliases: checked, and listed on their target
@@ -173,6 +191,15 @@ def adapter_cards() -> dict[str, AdapterCard]:
             raise CardError(f"{card.path}: alias_of {target!r} is not a model card")
         cards[target] = dataclasses.replace(real, aliases=tuple(sorted({*real.aliases, name})))
     return cards
+
+
+def adapter_cards() -> dict[str, AdapterCard]:
+    """Every adapter by name: the built-in cards, then those of ``$REFBENCH_CARDS`` and the entry points (none
+    may replace another). Cached per value of ``$REFBENCH_CARDS``."""
+    return _adapter_cards(os.environ.get(CARDS_ENV, ""))
+
+
+adapter_cards.cache_clear = _adapter_cards.cache_clear  # type: ignore[attr-defined]
 
 
 def aliases() -> dict[str, str]:

@@ -125,7 +125,7 @@ class WorkerAdapter(Adapter):
         self._start()
         ctx = {"device": context.device, "dataset": context.dataset,
                "root": str(context.root) if context.root else None,
-               "run_dir": str(context.run_dir) if context.run_dir else None}
+               "run_dir": str(context.run_dir) if context.run_dir else None, "seed": context.seed}
         self._remote = self._call({"op": "setup", "protocol": PROTOCOL_VERSION, "code": self.code, "card": self.name,
                                    "options": self.options, "not_output": sorted(self.not_output_options),
                                    "context": ctx})
@@ -223,16 +223,21 @@ def _serve(stdin: Any, stdout: Any) -> int:
             msg = json.loads(line)
             op = msg.get("op")
             if op == "setup":
+                ctx = msg.get("context") or {}
+                if ctx.get("seed") is not None:  # the run's --seed, in this process too (refbench.runs.seeding)
+                    from refbench.runs.seeding import seed_everything
+
+                    seed_everything(int(ctx["seed"]))
                 cls = import_ref(msg["code"])
                 adapter = cls(**(msg.get("options") or {}))
                 adapter.not_output_options = adapter.not_output_options | frozenset(msg.get("not_output") or ())
                 adapter.card_name = msg.get("card")
                 if msg.get("card") and not getattr(adapter, "name", None):
                     adapter.name = msg["card"]
-                ctx = msg.get("context") or {}
                 adapter.setup(RunContext(device=ctx.get("device") or "cpu", dataset=ctx.get("dataset"),
                                          root=Path(ctx["root"]) if ctx.get("root") else None,
-                                         run_dir=Path(ctx["run_dir"]) if ctx.get("run_dir") else None))
+                                         run_dir=Path(ctx["run_dir"]) if ctx.get("run_dir") else None,
+                                         seed=ctx.get("seed")))
                 reply({"ok": True, "fingerprint": adapter.fingerprint(),
                        "fingerprint_state": dict(adapter.fingerprint_state()), "version": adapter.version,
                        "tasks": sorted(adapter.tasks),

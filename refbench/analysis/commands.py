@@ -10,45 +10,44 @@ from __future__ import annotations
 import click
 
 from refbench.cli import RefbenchError, _check_output_dir, _check_output_file, _fail_cleanly
+from refbench.clikit import Console, examples, json_option, quiet_option
 
 
-@click.command("compare")
+@click.command("compare", epilog=examples(
+    "refbench compare runs/mevis_val_u/sa2va-4b-1a2b3c4d runs/mevis_val_u/sa2va-4b-5e6f7a8b --resamples 10000",
+    "refbench compare RUN_A RUN_B --top 20 --json diff.json",
+    "refbench compare RUN_A RUN_B --json - | jq '.metrics'"))
 @click.argument("run_a", metavar="RUN_A", type=click.Path(exists=True, file_okay=False))
 @click.argument("run_b", metavar="RUN_B", type=click.Path(exists=True, file_okay=False))
 @click.option("--resamples", default=1000, show_default=True, type=int, help="Paired bootstrap resamples.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the resampling (numpy PCG64).")
 @click.option("--top", default=10, show_default=True, type=int, help="How many samples that moved most to list.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the comparison as JSON here.")
+@json_option("Also write the comparison as JSON here; - writes it to standard output (the table to standard "
+             "error).")
+@quiet_option()
 @_fail_cleanly
-def compare_cmd(run_a, run_b, resamples, seed, top, json_out) -> None:
+def compare_cmd(run_a, run_b, resamples, seed, top, json_out, quiet) -> None:
     """Per metric, B - A with a paired bootstrap 95% interval and p-value over the samples, each resample scored
-    with the protocol's own aggregation; then the samples that moved most.
-
-    \b
-    Example:
-      refbench compare runs/mevis_val_u/sa2va-4b-1a2b3c4d runs/mevis_val_u/sa2va-4b-5e6f7a8b --resamples 10000
-    """
+    with the protocol's own aggregation; then the samples that moved most."""
     if resamples < 1:
         raise RefbenchError(f"--resamples {resamples}: must be at least 1")
     if top < 0:
         raise RefbenchError(f"--top {top}: must be 0 or more")
-    _check_output_file(json_out, "--json")
+    con = Console(json_out, quiet)
     from refbench.analysis.compare import compare_runs
     from refbench.analysis.rundir import open_run
 
     result = compare_runs(open_run(run_a), open_run(run_b), resamples=resamples, seed=seed, top=top)
-    if json_out:
-        import json
-
-        from refbench.files import atomic_write
-
-        atomic_write(json_out, json.dumps(result.to_dict(), indent=2, allow_nan=True) + "\n", "--json")
-    click.echo(result.table())
-    if json_out:
-        click.echo(f"comparison: {json_out}")
+    con.emit_json(result.to_dict(), announce=False)
+    con.result(result.table())
+    if json_out and not con.json_to_stdout:
+        con.note(f"comparison: {json_out}")
 
 
-@click.command("fuse")
+@click.command("fuse", epilog=examples(
+    "refbench fuse runs/mevis_val_u/sa2va-8b-1a2b3c4d runs/mevis_val_u/sa2va-26b-5e6f7a8b "
+    "runs/mevis_val_u/momentseg-7b-9c0d1e2f --out runs/mevis_val_u/fuse-3",
+    "refbench fuse RUN_A RUN_B RUN_C --out runs/fused --device cuda --overwrite"))
 @click.argument("runs", metavar="RUN RUN [RUN ...]", nargs=-1, required=True,
                 type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write the fused run to.")
@@ -58,13 +57,7 @@ def compare_cmd(run_a, run_b, resamples, seed, top, json_out) -> None:
 @_fail_cleanly
 def fuse_cmd(runs, out, root, device, overwrite) -> None:
     """Pixel-wise majority vote of several runs' masks (a pixel is foreground where more than half of the runs say
-    so; a tie is background; VOS: per object id), written as a run that eval, export and report accept.
-
-    \b
-    Example:
-      refbench fuse runs/mevis_val_u/sa2va-8b-1a2b3c4d runs/mevis_val_u/sa2va-26b-5e6f7a8b \\
-          runs/mevis_val_u/momentseg-7b-9c0d1e2f --out runs/mevis_val_u/fuse-3
-    """
+    so; a tie is background; VOS: per object id), written as a run that eval, export and report accept."""
     from refbench.cli import _check_device
 
     _check_device(device)
@@ -82,7 +75,9 @@ def fuse_cmd(runs, out, root, device, overwrite) -> None:
         click.echo(f"note: {note}")
 
 
-@click.command("report")
+@click.command("report", epilog=examples(
+    "refbench report runs/demo_mevis_val_u/prior-1a2b3c4d --out report.html",
+    "refbench report runs/mevis_val_u/sa2va-4b-* runs/mevis_val_u/fuse-3 --out mevis.html --worst 20"))
 @click.argument("runs", metavar="RUN [RUN ...]", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
 @click.option("--worst", default=8, show_default=True, type=int, help="How many worst samples to show with images.")
@@ -93,13 +88,7 @@ def fuse_cmd(runs, out, root, device, overwrite) -> None:
 def report_cmd(runs, out, worst, frames, image_width, root) -> None:
     """One self-contained HTML page (no network) about finished runs: headline table beside the reported numbers
     of the same protocol, per-sample distributions, per-video bars, J against F, the worst samples with overlays
-    and per-frame curves, and each run's provenance. Runs of one dataset are shown side by side.
-
-    \b
-    Examples:
-      refbench report runs/demo_mevis_val_u/prior-1a2b3c4d --out report.html
-      refbench report runs/mevis_val_u/sa2va-4b-* runs/mevis_val_u/fuse-3 --out mevis.html --worst 20
-    """
+    and per-frame curves, and each run's provenance. Runs of one dataset are shown side by side."""
     if worst < 0 or frames < 1 or image_width < 32:
         raise RefbenchError("--worst must be >= 0, --frames >= 1 and --image-width >= 32")
     _check_output_file(out, "--out")

@@ -234,6 +234,7 @@ def evaluate_grounding(
         top = p.top1 if p is not None else None
         per_sample.append(
             {
+                "sample_id": str(s.qid),
                 "qid": s.qid,
                 "video": s.video,
                 "query": s.query,

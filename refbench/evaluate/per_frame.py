@@ -8,8 +8,9 @@ sample's rows reproduces its per-sample value bit for bit (``np.mean(J_frac) * 1
 
 The file, ``per_frame.csv`` beside the summary (or ``--per-frame FILE``), has one row per (sample, scored frame):
 
-* first column: the per-sample CSV's first column, same name and same values (``key`` for the video protocols:
-  ``<video>/<exp_id>``, ``<video>_<k>``, ``anno_<k>/<label>``, ``<run>/<video>/<obj>`` as in ``per_sample.csv``);
+* first column: the per-sample CSV's first column, same name and same values: ``sample_id`` (``<video>/<exp_id>``
+  for an expression, ``<video>/<object id>`` for a VOS object, ``<run>/<video>/<obj>`` for SA-V-style runs, as in
+  ``per_sample.csv``, ``predictions.json`` and ``diagnostics.jsonl``);
 * ``frame``: the frame name as the dataset lists it ("" for an LVOS slot that no frame of the range fills: the
   official evaluator counts it as 0);
 * ``t``: the 0-based position in the sample's scored series (the order the protocol averages in);
@@ -32,7 +33,7 @@ PER_FRAME_FILE = "per_frame.csv"
 
 
 def add_series(out: list[dict[str, Any]] | None, key: str, frames: Sequence[str],
-               values: Mapping[str, Sequence[float]], key_column: str = "key") -> None:
+               values: Mapping[str, Sequence[float]], key_column: str = "sample_id") -> None:
     """Append one sample's rows to ``out`` (no-op when ``out`` is None). ``values``: metric -> (T,) float64
     per-frame values as the scorer computed them (fractions); ``frames``: the T frame names."""
     if out is None:

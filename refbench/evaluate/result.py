@@ -141,6 +141,10 @@ class EvalResult:
         'gIoU', ...), in **percent** (the official fraction x 100 in float64 where the official script prints
         fractions; the official value itself where it prints percent).
     per_sample: one row per expression / object / query / sentence (the per-sample CSV); scores in percent.
+        Every row starts with ``sample_id``, the id the sample has in ``predictions.json``, ``diagnostics.jsonl``
+        and the run store: ``<video>/<exp_id>`` for an expression, ``<video>/<object id>`` for a VOS object,
+        the query id (TSG), the sentence's sample id (RES). ``key``, where present, is the official
+        evaluator's own name of the row (MeViS ``<video>_<exp_id>``, DAVIS ``<sequence>_<object>``).
     counts: how many samples were scored, missing, filled as empty, scored by the official missing rule.
     protocol: the protocol name; reference: repository, file and commit of the evaluator it reproduces.
     details: protocol-specific tables; ``details["official"]`` is the official printout
@@ -166,6 +170,10 @@ class EvalResult:
                 f"{self.scale!r}; convert with to_percent() and keep the official printout in "
                 "details['official'] (refbench.evaluate.result.official_block)"
             )
+        bad = next((r for r in self.per_sample if next(iter(r), None) != "sample_id"), None)
+        if bad is not None:
+            raise ValueError(f"protocol {self.protocol!r}: every per-sample row starts with sample_id; got "
+                             f"{list(bad)[:3]}")
         official = self.details.get("official")
         if official is not None:
             problems = check_official(self.metrics, official)

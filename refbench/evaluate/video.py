@@ -217,7 +217,7 @@ def _evaluate_expressions(
     if per_frame is not None:  # the arrays expression_jf / expression_jfar averaged (none for an official 0)
         for s, (_how, _st, res) in zip(samples, results):
             if res is not None:
-                add_series(per_frame, s.key, s.frames, dict(res.frames) if is_revos else
+                add_series(per_frame, f"{s.video}/{s.exp_id}", s.frames, dict(res.frames) if is_revos else
                            {"J": res.J_frames, "F": res.F_frames})
     rows: list[dict[str, Any]] = []
     details: dict[str, Any] = {"missing": missing_info}
@@ -225,7 +225,8 @@ def _evaluate_expressions(
         for s, (how, _st, _res) in zip(samples, results):
             r = scores.per_expression_rounded[s.key]
             # raw_jfar: the unrounded J, F, A, R (official fractions) x 100, before eval_revos.py rounds them
-            rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "J": r["J"], "F": r["F"],
+            rows.append({"sample_id": f"{s.video}/{s.exp_id}",
+                         "key": s.key, "video": s.video, "exp_id": s.exp_id, "J": r["J"], "F": r["F"],
                          "J&F": r["JF"], "A": r["A"], "R": r["R"], "type_id": s.type_id, "status": how,
                          "raw_jfar": [to_percent(v, "fraction") for v in scores.per_expression_raw[s.key]]})
         metrics: dict[str, float] = {}
@@ -245,7 +246,8 @@ def _evaluate_expressions(
         return metrics, rows, counts, details, "percent"
     for s, (how, _st, _res) in zip(samples, results):
         j, f = scores.per_expression[s.key]
-        rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "J": j, "F": f, "J&F": (j + f) / 2,
+        rows.append({"sample_id": f"{s.video}/{s.exp_id}",
+                     "key": s.key, "video": s.video, "exp_id": s.exp_id, "J": j, "F": f, "J&F": (j + f) / 2,
                      "status": how})
     details["missing_videos"] = [str(k) for k in scores.missing_videos]
     metrics = {"J": scores.J, "F": scores.F, "J&F": scores.JF}
@@ -320,9 +322,11 @@ def _evaluate_davis(
     rows: list[dict[str, Any]] = []
     frames_of = {s.video: s.frames for s in samples}
     for o in acc.objects(order):
-        add_series(per_frame, o.name, [frames_of[o.sequence][i] for i in o.frames], {"J": o.J, "F": o.F})
+        add_series(per_frame, f"{o.sequence}/{o.gt_object}", [frames_of[o.sequence][i] for i in o.frames],
+                   {"J": o.J, "F": o.F})
         row = o.row()
-        rows.append({"key": o.name, "video": o.sequence, "object": o.name, "gt_object": o.gt_object,
+        rows.append({"sample_id": f"{o.sequence}/{o.gt_object}",
+                     "key": o.name, "video": o.sequence, "object": o.name, "gt_object": o.gt_object,
                      "proposal": o.proposal, "J": row["J-Mean"], "F": row["F-Mean"],
                      "J&F": (row["J-Mean"] + row["F-Mean"]) / 2, **row})
     counts["objects"] = len(rows)
@@ -407,12 +411,13 @@ def _evaluate_refdavis_a(
     rows: list[dict[str, Any]] = []
     for k in REF_DAVIS_ANNOTATOR_SETS:
         for o in accs[k].objects(videos):
-            add_series(per_frame, f"anno_{k}/{o.name}", [by_video[o.sequence][0].frames[i] for i in o.frames],
-                       {"J": o.J, "F": o.F})
             objs = loader.annotator_objects(o.sequence, k)
             exp = objs[o.proposal - 1] if o.proposal <= len(objs) else None
             row = o.row()
-            rows.append({"key": f"anno_{k}/{o.name}", "set": f"anno_{k}", "video": o.sequence, "object": o.name,
+            sid = f"{o.sequence}/{exp.exp_id}" if exp is not None else f"{o.sequence}/anno_{k}/{o.gt_object}"
+            add_series(per_frame, sid, [by_video[o.sequence][0].frames[i] for i in o.frames], {"J": o.J, "F": o.F})
+            rows.append({"sample_id": sid,
+                         "key": f"anno_{k}/{o.name}", "set": f"anno_{k}", "video": o.sequence, "object": o.name,
                          "gt_object": o.gt_object, "proposal": o.proposal,
                          "exp_id": exp.exp_id if exp is not None else None,
                          "obj_id": exp.obj_ids[0] if exp is not None else None,

@@ -246,7 +246,7 @@ def _sav_run(run: _Run, videos: Sequence[Any], tracks: Mapping[tuple[str, str | 
                 key = f"{run.name}/{video.video}/{name}" if run.name != "default" else f"{video.video}/{name}"
                 # the lists the evaluator averages: the fed frames from the first one where the label is present
                 add_series(per_frame, key, fed[score.start:], {"J": j[sel][score.start:], "F": f[sel][score.start:]})
-                rows.append({"key": key, "run": run.name, "video": video.video, "object": name,
+                rows.append({"sample_id": key, "key": key, "run": run.name, "video": video.video, "object": name,
                              "J": score.J, "F": score.F, "J&F": score.JF, "frames_fed": len(fed),
                              "frames_counted": len(fed) - score.start, "first_counted": fed[score.start],
                              "filled": track.filled})
@@ -530,13 +530,14 @@ def evaluate_lvos(card: Any, loader: Any, pred_path: PathLike, missing: str, dev
                 names = [""] * o.slots  # a slot no frame of the range fills counts 0 officially
                 for fr, i in pos[o.obj_id].items():
                     names[i] = fr
-                add_series(per_frame, f"{s.video}_{o.position}", names, {"J": j[o.obj_id], "F": f[o.obj_id]})
+                add_series(per_frame, f"{s.video}/{o.obj_id}", names, {"J": j[o.obj_id], "F": f[o.obj_id]})
                 (unseen if s.unseen else seen).append(stats)
                 n_miss = len(missing_frames & set(o.scored_frames))
                 status = "filled" if n_miss else "scored"
                 counts[status] += 1
                 counts["missing"] += int(bool(n_miss))
-                rows.append({"key": f"{s.video}_{o.position}", "video": s.video, "object": o.obj_id,
+                rows.append({"sample_id": f"{s.video}/{o.obj_id}",
+                             "key": f"{s.video}_{o.position}", "video": s.video, "object": o.obj_id,
                              "split": "unseen" if s.unseen else "seen", "J": _pct(stats["J-Mean"]),
                              "F": _pct(stats["F-Mean"]), "J&F": _pct((stats["J-Mean"] + stats["F-Mean"]) / 2),
                              "V": _pct(stats["V-Mean"]), "J-Recall": _pct(stats["J-Recall"]),
@@ -624,13 +625,13 @@ def evaluate_mosev2(card: Any, loader: Any, pred_path: PathLike, missing: str, d
                         acc.extend(vals.tolist())
             for o in v.objects:
                 scores = object_scores(*lists[o])
-                add_series(per_frame, f"{v.video}_{o}", names,
+                add_series(per_frame, f"{v.video}/{o}", names,
                            {"J": lists[o][0], "F": lists[o][1], "F_standard": lists[o][2]})
                 per_object.append(scores)
                 printed = object_row(scores)
                 counts[status] += 1
                 counts["missing"] += int(status != "scored")
-                rows.append({"key": f"{v.video}_{o}", "video": v.video, "object": o,
+                rows.append({"sample_id": f"{v.video}/{o}", "key": f"{v.video}_{o}", "video": v.video, "object": o,
                              "J&F": printed["J&F_new"], "J": printed["J"], "F": printed["F_new"],
                              "J&F (disappear)": printed["disappear_J&F_new"],
                              "J&F (reappear)": printed["reappear_J&F_new"], "F (standard)": printed["F"],
@@ -717,7 +718,7 @@ def evaluate_refsav(card: Any, loader: Any, pred_path: PathLike, missing: str, d
                     dropped[s.key] = str(exc)
                 else:
                     res = expression_jfa(pred, gt, device=device, name=f"{pred_path}: {s.key}")
-                    add_series(per_frame, s.key, s.frames, {"J": res.J_frames, "F": res.F_frames})
+                    add_series(per_frame, f"{s.video}/{s.exp_id}", s.frames, {"J": res.J_frames, "F": res.F_frames})
                     kept[s.key] = (res.as_list(), s.type_id if s.type_id is not None else -1)
                     status[s.key] = "scored" if st.complete else "filled"
             _tick(progress, n, len(samples))
@@ -730,12 +731,14 @@ def evaluate_refsav(card: Any, loader: Any, pred_path: PathLike, missing: str, d
     rows = []
     for s in samples:
         if s.key in dropped:
-            rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "type_id": s.type_id,
+            rows.append({"sample_id": f"{s.video}/{s.exp_id}",
+                         "key": s.key, "video": s.video, "exp_id": s.exp_id, "type_id": s.type_id,
                          "status": "official", "note": dropped[s.key]})
             continue
         r = rounded[s.key]
         j, f, a = kept[s.key][0]
-        rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "J": r["J"], "F": r["F"], "J&F": r["JF"],
+        rows.append({"sample_id": f"{s.video}/{s.exp_id}",
+                     "key": s.key, "video": s.video, "exp_id": s.exp_id, "J": r["J"], "F": r["F"], "J&F": r["JF"],
                      "A": r["A"], "type_id": s.type_id, "status": status[s.key], "raw_jfa": [float(j), float(f),
                                                                                               float(a)]})
     metrics: dict[str, float] = {}
@@ -806,7 +809,7 @@ def evaluate_reasonvos(card: Any, loader: Any, pred_path: PathLike, missing: str
                 _tick(progress, n, len(samples))
                 continue
             res = expression_jf(pred, gt, device=device, name=f"{pred_path}: {s.key}")
-            add_series(per_frame, s.key, s.frames, {"J": res.J_frames, "F": res.F_frames})
+            add_series(per_frame, f"{s.video}/{s.exp_id}", s.frames, {"J": res.J_frames, "F": res.F_frames})
             kept[s.key] = (res.J, res.F)
             status[s.key] = "scored" if st.complete else "filled"
             _tick(progress, n, len(samples))
@@ -818,11 +821,13 @@ def evaluate_reasonvos(card: Any, loader: Any, pred_path: PathLike, missing: str
     rows = []
     for s in samples:
         if s.key in dropped:
-            rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "status": "official",
+            rows.append({"sample_id": f"{s.video}/{s.exp_id}",
+                         "key": s.key, "video": s.video, "exp_id": s.exp_id, "status": "official",
                          "note": dropped[s.key]})
             continue
         j, f = kept[s.key]
-        rows.append({"key": s.key, "video": s.video, "exp_id": s.exp_id, "J": _pct(j), "F": _pct(f),
+        rows.append({"sample_id": f"{s.video}/{s.exp_id}",
+                     "key": s.key, "video": s.video, "exp_id": s.exp_id, "J": _pct(j), "F": _pct(f),
                      "J&F": _pct((j + f) / 2), "status": status[s.key]})
     metrics = {"J&F": table["J&F"], "J": table["J"], "F": table["F"]}
     counts = {"samples": len(samples), "scored": sum(1 for v in status.values() if v == "scored"),

@@ -49,7 +49,7 @@ class RunConfig:
     dataset: str = DEFAULT_DATASET
     root: str | None = None
     out: str | None = None
-    limit: int | None = None
+    limit: int | float | None = None  # N: the first N samples; 0 < x < 1: the first ceil(x * all) (limit_count)
     device: str = "cpu"
     model_args: dict[str, Any] = field(default_factory=dict)
     protocol: str | None = None
@@ -57,6 +57,8 @@ class RunConfig:
     overwrite: bool = False
     prefetch: int = 2  # batches of frames decoded ahead (adapters that need pixels)
     runs_dir: str = "runs"  # parent of the default run directory <runs_dir>/<dataset>/<model>-<fingerprint>
+    batch_size: int | None = None  # requests per adapter call and store transaction (None: the adapter's own)
+    seed: int | None = 0  # seeds random, NumPy and torch before the adapter is built (refbench.runs.seeding)
     per_frame: bool = False  # also write <run_dir>/per_frame.csv (video tasks; refbench.evaluate.per_frame)
     protocol_args: dict[str, Any] = field(default_factory=dict)  # --protocol-arg (scoring only; no leaderboard rows)
 
@@ -87,6 +89,24 @@ def sample_key(task: str, sample: Any) -> str:
     if task == "tsg":
         return str(sample.qid)
     return str(sample.sample_id)
+
+
+def limit_count(limit: int | float, n: int) -> int:
+    """How many samples ``--limit`` keeps of ``n``: a whole number N >= 1 keeps the first N; a fraction
+    0 < x < 1 the first ``ceil(x * n)`` (at least one), as lmms-eval reads a fractional ``--limit``. The first
+    ones, in the dataset's order, rather than a spread: an integer and a fractional limit mean the same, and a
+    larger limit later reuses every stored prediction of a smaller one."""
+    import math
+
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)):
+        raise RunError(f"--limit {limit!r}: expected a number of samples or a fraction between 0 and 1")
+    if isinstance(limit, float) and not limit.is_integer():
+        if not 0 < limit < 1:
+            raise RunError(f"--limit {limit}: a fraction must lie between 0 and 1 (or give a whole number)")
+        return min(n, max(1, math.ceil(limit * n)))
+    if limit < 1:
+        raise RunError(f"--limit must be >= 1, got {limit}")
+    return min(n, int(limit))
 
 
 def _video_of(task: str, sample: Any) -> str:
@@ -388,6 +408,10 @@ def run(config: RunConfig, progress: Progress | None = None, log: Callable[[str]
     loader = card.open(root)
     protocol = config.protocol or card.protocol
 
+    if config.seed is not None:
+        from refbench.runs.seeding import seed_everything
+
+        seed_everything(config.seed)
     adapter, acard = load_adapter(config.model, config.model_args)
     if task not in acard.tasks or (adapter.tasks and task not in adapter.tasks):
         raise RunError(f"model {acard.name} does not support task {task!r} of {card.name} "
@@ -399,9 +423,7 @@ def run(config: RunConfig, progress: Progress | None = None, log: Callable[[str]
     if not samples:
         raise RunError(f"dataset {card.name} at {root}: no samples")
     if config.limit is not None:
-        if config.limit < 1:
-            raise RunError(f"--limit must be >= 1, got {config.limit}")
-        samples = samples[: config.limit]
+        samples = samples[: limit_count(config.limit, len(samples))]
     keys = [sample_key(task, s) for s in samples]
     if len(set(keys)) != len(keys):
         raise RunError(f"dataset {card.name}: duplicate sample ids; cannot store predictions by id")
@@ -409,7 +431,7 @@ def run(config: RunConfig, progress: Progress | None = None, log: Callable[[str]
     D.init(d, config.device)
     device = D.device_for(d, config.device)
     adapter.setup(RunContext(device=device, dataset=card.name, root=root,
-                             run_dir=Path(config.out) if config.out else None))
+                             run_dir=Path(config.out) if config.out else None, seed=config.seed))
     fingerprint = adapter.fingerprint()
     ann_files = annotation_files(card, root)
     header = {"adapter": acard.name, "fingerprint": fingerprint, "dataset": card.name, "task": task,
@@ -493,7 +515,7 @@ def _predict(task: str, loader: Any, adapter: Adapter, protocol: str, todo: list
              run_dir: Path, d: D.Dist, config: RunConfig, progress: Progress | None, n_mine: int,
              reused: int) -> int:
     reqs = _Requests(task, loader, adapter, protocol)
-    bs = max(1, int(getattr(adapter, "batch_size", 1) or 1))
+    bs = config.batch_size or max(1, int(getattr(adapter, "batch_size", 1) or 1))
     batches = [todo[i:i + bs] for i in range(0, len(todo), bs)]
     pixels = task in ("refvos", "vos") and bool(getattr(adapter, "needs_pixels", True))
     done = reused
@@ -712,4 +734,5 @@ def _write_run_json(run_dir: Path, config: RunConfig, acard: Any, adapter: Adapt
 
 
 __all__ = ["DEFAULT_DATASET", "DEFAULT_MODEL", "RunConfig", "RunError", "RunResult", "SubsetLoader",
-           "MergedParts", "StoreMismatch", "default_run_dir", "frame_size", "merge_parts", "run", "sample_key"]
+           "MergedParts", "StoreMismatch", "default_run_dir", "frame_size", "limit_count", "merge_parts", "run",
+           "sample_key"]

@@ -51,11 +51,11 @@ def test_score_masks_equals_refbench_eval_on_the_demo(demo_runs, tmp_path):
     assert scores.metrics == s["metrics"]  # identical floats
     assert isinstance(scores.summary, pd.DataFrame) and isinstance(scores.per_sample, pd.DataFrame)
     assert dict(zip(scores.summary["metric"], scores.summary["value"])) == s["metrics"]
-    assert list(scores.per_sample.index) == [r["key"] for r in rows]
+    assert list(scores.per_sample.index) == [r["sample_id"] for r in rows]
     assert [float(r["J&F"]) for r in rows] == list(scores.per_sample["J&F"])
     pf = scores.per_frame
-    assert isinstance(pf, pd.DataFrame) and set(pf["key"]) == set(scores.per_sample.index)
-    means = pf.groupby("key", sort=False)["J_frac"].apply(lambda x: float(np.mean(x.to_numpy())) * 100)
+    assert isinstance(pf, pd.DataFrame) and set(pf["sample_id"]) == set(scores.per_sample.index)
+    means = pf.groupby("sample_id", sort=False)["J_frac"].apply(lambda x: float(np.mean(x.to_numpy())) * 100)
     assert all(means[k] == scores.per_sample.loc[k, "J"] for k in means.index)
     per_sample, summary = scores  # unpacks as (per_sample, summary)
     assert summary is scores.summary

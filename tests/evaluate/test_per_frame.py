@@ -51,7 +51,7 @@ def test_mevis_per_frame_is_what_eval_mevis_averages(shared_data, tmp_path):
     _s, rows, frames, header = _eval(tmp_path, "--dataset", "mevis_val_u", "--root", str(tmp_path / "mevis"),
                                      "--pred", str(shared_data / "mevis_golden" / "predictions"),
                                      "--missing", "official")
-    assert header == ["key", "frame", "t", "J", "F", "J_frac", "F_frac"]
+    assert header == ["sample_id", "frame", "t", "J", "F", "J_frac", "F_frac"]
     meta = json.loads((root / "meta_expressions.json").read_text())["videos"]
     scored = [k for k, r in rows.items() if r["status"] == "scored"]
     assert set(frames) == set(scored) and len(scored) == 13  # the 2 official zeros of a missing video: no frames
@@ -66,7 +66,7 @@ def test_revos_per_frame_carries_a_and_r(shared_data, tmp_path):
     root = shared_data / "revos_golden"
     _s, rows, frames, header = _eval(tmp_path, "--dataset", "revos_val", "--root", str(root), "--pred",
                                      str(root / "predictions"), "--missing", "official")
-    assert header == ["key", "frame", "t", "J", "F", "A", "R", "J_frac", "F_frac", "A_frac", "R_frac"]
+    assert header == ["sample_id", "frame", "t", "J", "F", "A", "R", "J_frac", "F_frac", "A_frac", "R_frac"]
     assert frames
     for key, series in frames.items():
         raw = json.loads(rows[key]["raw_jfar"])  # the unrounded J, F, A, R x 100
@@ -165,7 +165,9 @@ def test_refdavis_a_per_frame_per_annotator_set(tmp_path):
     pred = write_predictions(tmp_path / "pred", perturbed_predictions(loader, gts), frames_list)
     _s, rows, frames, _h = _eval(tmp_path, "--dataset", "refdavis17_val", "--protocol", "refdavis_a", "--root",
                                  str(root), "--pred", str(pred))
-    assert set(frames) == set(rows) and any(k.startswith("anno_3/") for k in frames)
+    assert set(frames) == set(rows) and any(rows[k]["set"] == "anno_3" for k in frames)
+    with open(tmp_path / "rows.csv", newline="") as fh:  # one sample_id per row, across the annotator sets
+        assert sum(1 for _ in csv.DictReader(fh)) == len(rows)
     for key, series in frames.items():
         assert [r["frame"] for r in series] == frames_list
         assert object_statistics(_col(series, "J_frac"))["M"] * 100 == float(rows[key]["J-Mean"]), key

@@ -222,6 +222,9 @@ def _check_davis(res, exp, order):
     printed = res.details["official"]["values"]["per_sequence"]  # the per-sequence table, as printed
     assert list(printed) == order
     for row in res.per_sample:
+        # refbench's id (as in {seq: {obj_id: ...}} predictions) first; the official name <seq>_<obj> beside it
+        assert list(row)[:2] == ["sample_id", "key"] and row["sample_id"] == f"{row['video']}/{row['gt_object']}"
+        assert row["key"] == f"{row['video']}_{row['gt_object']}"
         want = exp["per_object"][row["key"]]
         assert printed[row["key"]] == {"J-Mean": want["J-Mean"], "F-Mean": want["F-Mean"]}
         for col in ("J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"):

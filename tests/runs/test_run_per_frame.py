@@ -17,10 +17,10 @@ def test_run_per_frame_writes_the_file_beside_the_summary(demo_env, tmp_path):
     assert r.exit_code == 0, r.output
     frames = read_per_frame(tmp_path / "r" / "per_frame.csv")
     with open(tmp_path / "r" / "per_sample.csv", newline="") as fh:
-        rows = {rec["key"]: rec for rec in csv.DictReader(fh)}
+        rows = {rec["sample_id"]: rec for rec in csv.DictReader(fh)}
     by_key: dict[str, list[float]] = {}
     for row in frames:
-        by_key.setdefault(row["key"], []).append(row["J_frac"])
+        by_key.setdefault(row["sample_id"], []).append(row["J_frac"])
     assert set(by_key) == set(rows) and len(rows) == 15
     for key, js in by_key.items():
         assert float(np.mean(np.array(js))) * 100 == float(rows[key]["J"])

@@ -33,9 +33,9 @@ def cli(*args: str):
 @pytest.fixture(autouse=True)
 def _no_progress_bar(monkeypatch):
     """No tqdm bar in the captured output (in a terminal it is cleared before the error line)."""
-    import refbench.cli
+    import refbench.clikit
 
-    monkeypatch.setattr(refbench.cli._ProgressBar, "__call__", lambda self, done, total: None)
+    monkeypatch.setattr(refbench.clikit.Progress, "__call__", lambda self, done, total: None)
 
 
 def one_line_error(r, code: int = 2, *needles: str) -> str:
