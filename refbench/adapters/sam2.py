@@ -26,19 +26,10 @@ import numpy as np
 
 from refbench.adapters import hf
 from refbench.adapters.base import Adapter, AdapterError, RunContext, VosPrediction, VosRequest
-from refbench.adapters.vos_merge import scores_to_masks
+from refbench.adapters.vos_merge import model_object_ids, scores_to_masks
 
 _CONFIG_FILES = ("config.json", "processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json")
 
-
-def _sam_ids(objects: Sequence[str]) -> list[int]:
-    """SAM 2 object ids: the benchmark's own ids when they are integers (vos_inference.py uses the palette ids and
-    tracks them in ascending order), else 1..K in the benchmark's order."""
-    try:
-        ids = [int(o) for o in objects]
-    except ValueError:
-        return list(range(1, len(objects) + 1))
-    return ids if len(set(ids)) == len(ids) else list(range(1, len(objects) + 1))
 
 
 class Sam2VideoAdapter(Adapter):
@@ -87,7 +78,7 @@ class Sam2VideoAdapter(Adapter):
             if not r.prompts:
                 out.append(VosPrediction({}, {"objects": 0}))
                 continue
-            ids = _sam_ids(r.objects)
+            ids = model_object_ids(r.objects)
             order = sorted(range(len(ids)), key=lambda i: ids[i])  # SAM 2 tracks (and breaks ties) in id order
             prompts = [(ids[i], r.prompts[i].frame, r.prompts[i].mask()) for i in order]
             mode = str(o.get("inference", "auto"))

@@ -41,7 +41,7 @@ import numpy as np
 
 from refbench.adapters import hf
 from refbench.adapters.base import Adapter, AdapterError, RunContext, VosPrediction, VosRequest
-from refbench.adapters.vos_merge import scores_to_masks
+from refbench.adapters.vos_merge import model_object_ids, scores_to_masks
 
 NO_OBJ_SCORE = -1024.0
 #: the protocols whose official format is one PNG per object (vos_inference.py --per_obj_png_file)
@@ -94,13 +94,6 @@ def video_folder(req: VosRequest):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-
-def _sec_ids(objects: Sequence[str]) -> list[int]:
-    try:
-        ids = [int(o) for o in objects]
-    except ValueError:
-        return list(range(1, len(objects) + 1))
-    return ids if len(set(ids)) == len(ids) else list(range(1, len(objects) + 1))
 
 
 class SeCAdapter(Adapter):
@@ -192,7 +185,7 @@ class SeCAdapter(Adapter):
             if not r.prompts:
                 out.append(VosPrediction({}, {"objects": 0}))
                 continue
-            ids = _sec_ids(r.objects)
+            ids = model_object_ids(r.objects)
             order = sorted(range(len(ids)), key=lambda i: ids[i])
             scores: dict[int, dict[int, Any]] = {}
             extra = {} if int(o.get("mllm_memory_size", 7)) == 7 else {"mllm_memory_size": int(o["mllm_memory_size"])}

@@ -65,4 +65,14 @@ def merge_binary(masks: Mapping[str, np.ndarray], order: Sequence[str], prompt_f
     return {o: out[o] for o in order}
 
 
-__all__ = ["MERGE_BINARY", "SUPPRESSED", "merge_binary", "non_overlap", "scores_to_masks"]
+def model_object_ids(objects: Sequence[str]) -> list[int]:
+    """The integer object ids SAM 2-style predictors track: the benchmark's own ids when they are distinct integers
+    (vos_inference.py uses the palette ids and tracks them in ascending order), else 1..K in the benchmark's order."""
+    try:
+        ids = [int(o) for o in objects]
+    except ValueError:
+        return list(range(1, len(objects) + 1))
+    return ids if len(set(ids)) == len(ids) else list(range(1, len(objects) + 1))
+
+
+__all__ = ["MERGE_BINARY", "SUPPRESSED", "merge_binary", "model_object_ids", "non_overlap", "scores_to_masks"]
