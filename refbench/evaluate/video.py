@@ -303,7 +303,7 @@ def _evaluate_davis(
 
         # semi-supervised on CPU: each object packed from each decoded frame, no (T, H, W) stacks (issue 12)
         streamed = (protocol == "davis_semi" and callable(getattr(loader, "gt_frames", None))
-                    and torch.device(device).type == "cpu" and davis_mod._NUMPY_ON_CPU)
+                    and (device is None or torch.device(device).type == "cpu") and davis_mod._NUMPY_ON_CPU)
 
         def score_streamed(seq: Any) -> tuple[str, Any]:
             st = source.status(seq.video, None, seq.frames)
