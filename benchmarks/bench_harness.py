@@ -2,6 +2,7 @@
 
     python benchmarks/bench_harness.py [--expressions 800] [--videos 50] [--frames 80 | --frames 4 36]
                                        [--size 720x1280] [--workdir DIR] [--model null|oracle] [--processes 1]
+                                       [--model-ms 10] [--no-overlap]
 
 Builds a synthetic MeViS-layout set (``--expressions`` over ``--videos`` videos, default 16 per video as in
 MeViS valid_u; ``--frames N`` per video, or ``--frames A B`` drawn per video as in Ref-YouTube-VOS valid; 3
@@ -14,6 +15,10 @@ predictions.json and the scoring of it. The run happens in a child process so th
 of its scoring workers) is measured alone. Printed: seconds per stage, ms per frame of the predict stage
 (the harness cost next to a model), a per-frame breakdown of that stage measured in isolation, and peak
 RSS. ``--model oracle`` runs the ground-truth adapter instead (it decodes the dense GT per expression).
+``--model-ms 10`` makes the null adapter sleep 10 ms per frame, a stand-in for a GPU model (a sleep frees the
+GIL as a CUDA wait does): the predict stage's time beyond it is what the harness adds next to such a model,
+with the mask check and RLE encoding of each batch running beside the next prediction (default) or in line
+(``--no-overlap``).
 """
 
 from __future__ import annotations
@@ -88,7 +93,11 @@ def _adapter_class():
         needs_pixels = False
         _cache: dict = {}
 
+        model_ms = 0.0  # --model-ms: a stand-in model's time per frame (a sleep, which frees the GIL as CUDA waits do)
+
         def predict_video(self, requests):
+            if self.model_ms:
+                time.sleep(self.model_ms * 1e-3 * sum(len(r.frames) for r in requests))
             out = []
             for r in requests:
                 stack = self._cache.get(r.size)
@@ -120,6 +129,7 @@ def child(args: argparse.Namespace) -> None:
     import bench_harness
 
     bench_harness.NullAdapter = _adapter_class()  # what the card's code reference resolves to
+    bench_harness.NullAdapter.model_ms = args.model_ms
     _register_null()
     from refbench.evaluate import run as eval_run
     from refbench.runs import runner
@@ -135,6 +145,8 @@ def child(args: argparse.Namespace) -> None:
                 times[name] = times.get(name, 0.0) + time.perf_counter() - t0
         return wrap
 
+    if args.no_overlap:  # encode in line, as an adapter with its own predict_payloads is run
+        runner._BASE_PREDICT_PAYLOADS = None
     runner._predict = timed("predict", runner._predict)
     runner.merge_parts = timed("merge (index the parts)", runner.merge_parts)
     runner.write_predictions = timed("write predictions.json", runner.write_predictions)
@@ -199,6 +211,10 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/refbench_bench_harness"))
     ap.add_argument("--model", default="null")
     ap.add_argument("--processes", type=int, default=None, help="scoring processes (default: refbench's)")
+    ap.add_argument("--model-ms", type=float, default=0.0,
+                    help="null adapter: sleep this many ms per frame (a model's time; the harness is the rest)")
+    ap.add_argument("--no-overlap", action="store_true",
+                    help="check and encode each batch in line instead of beside the next prediction")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--reuse", action="store_true", help="reuse a set already built in --workdir")
     args = ap.parse_args()
@@ -224,7 +240,8 @@ def main() -> None:
           f"expression-frames) at {h}x{w}, RLE GT; ready in {time.perf_counter() - t0:.0f} s")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}; "
           f"model {args.model}; scoring processes {args.processes or 'default'}")
-    cmd = [sys.executable, __file__, "--child", "--workdir", str(args.workdir), "--model", args.model]
+    cmd = [sys.executable, __file__, "--child", "--workdir", str(args.workdir), "--model", args.model,
+           "--model-ms", str(args.model_ms)] + (["--no-overlap"] if args.no_overlap else [])
     if args.processes:
         cmd += ["--processes", str(args.processes)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
@@ -243,7 +260,14 @@ def main() -> None:
         for name, ms in breakdown(hi, h, w).items():
             print(f"  {name:<40} {ms:>7.3f} ms")
         per = doc["times"]["predict"] / frames * 1e3
-        print(f"harness cost per {h}p frame on one core: {per:.3f} ms ({per / 10 * 100:.1f}% of a 10 ms/frame model)")
+        if args.model_ms:
+            extra = per - args.model_ms
+            print(f"predict stage per {h}p frame: {per:.3f} ms beside a {args.model_ms:g} ms/frame model: harness "
+                  f"{extra:.3f} ms ({extra / args.model_ms * 100:.1f}%; encoding "
+                  f"{'in line' if args.no_overlap else 'beside the next batch'})")
+        else:
+            print(f"harness cost per {h}p frame on one core: {per:.3f} ms ({per / 10 * 100:.1f}% of a 10 ms/frame "
+                  "model)")
     print(f"peak RSS under 2 GiB: {max(doc['rss_mib'], doc['rss_children_mib']) < 2048}")
 
 

@@ -380,9 +380,14 @@ class Adapter:
         """Predict ``requests`` of ``task`` and encode each checked prediction for storage:
         ``(payload, diagnostics)`` per request, the payload in the store's format (:mod:`refbench.runs.store`:
         RLE masks per frame, spans with the raw text, one RLE image mask, or RLE masks per object and frame). The run and the worker process
-        both call this; a worker proxy overrides it to return the worker's payloads as they are."""
-        from refbench.runs.store import encode_mask, encode_masks
+        both call this; a worker proxy overrides it to return the worker's payloads as they are.
+        :meth:`predictions` then :meth:`encode_payloads` (the run calls the two apart to encode one batch
+        while the model predicts the next)."""
+        return self.encode_payloads(task, requests, self.predictions(task, requests))
 
+    def predictions(self, task: str, requests: Sequence[Any]) -> list[Any]:
+        """The typed predictions of ``requests`` (``predict_video`` / ``_grounding`` / ``_image`` / ``_vos`` by
+        ``task``), one per request."""
         if task == "refvos":
             preds: list[Any] = self.predict_video(requests)
         elif task == "tsg":
@@ -395,6 +400,13 @@ class Adapter:
             raise AdapterError(f"adapter {self.name}: unknown task {task!r}; expected one of {', '.join(TASKS)}")
         if len(preds) != len(requests):
             raise AdapterError(f"adapter {self.name}: returned {len(preds)} predictions for {len(requests)} requests")
+        return preds
+
+    def encode_payloads(self, task: str, requests: Sequence[Any], preds: Sequence[Any]
+                        ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Check each prediction against its request and encode it for storage (see :meth:`predict_payloads`)."""
+        from refbench.runs.store import encode_mask, encode_masks
+
         out = []
         for r, p in zip(requests, preds):
             if task == "refvos":

@@ -56,7 +56,7 @@ Two scoring conventions (``docs/protocols.md`` #refdavis_a, #refdavis_b) need di
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -193,6 +193,17 @@ class DavisLoader:
         frames = [read_palette_png(p) for p in paths[:1]]
         frames += [read_palette_png(p, frames[0].shape) for p in paths[1:]]  # the first frame's size, checked first
         return _stack_same_size(frames, self.annotations_dir / seq.video)
+
+    def gt_frames(self, seq: VideoSequence) -> Iterator[np.ndarray]:
+        """The frames of :meth:`gt_masks` one at a time, each ``(H, W)`` uint8 (every frame's size checked
+        against the first's before it is inflated); for scorers that pack each frame as it is decoded."""
+        paths = self.annotation_paths(seq)
+        if not paths:
+            raise DatasetError(f"{self.annotations_dir / seq.video}: no frames")
+        first = read_palette_png(paths[0])
+        yield first
+        for p in paths[1:]:
+            yield read_palette_png(p, first.shape)
 
     def first_frame_mask(self, seq: VideoSequence) -> np.ndarray:
         """Palette indices of the first frame (all that DAVIS test-dev and MOSE valid publish)."""

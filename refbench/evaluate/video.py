@@ -284,7 +284,15 @@ def _evaluate_davis(
     protocol: str, loader: Any, pred_path: PathLike, missing: str, device: str,
     progress: Progress | None, workers: int | None, per_frame: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, int], dict[str, Any], str]:
-    from refbench.metrics.davis import DavisResult, evaluate_semi_supervised, evaluate_unsupervised
+    import torch
+
+    from refbench.metrics import davis as davis_mod
+    from refbench.metrics.davis import (
+        DavisResult,
+        evaluate_semi_supervised,
+        evaluate_semi_supervised_frames,
+        evaluate_unsupervised,
+    )
 
     if protocol == "davis_unsup":
         loader = _unsupervised_loader(loader)
@@ -295,7 +303,33 @@ def _evaluate_davis(
         source.check_known({s.video: None for s in samples}, _dataset_file(loader))
         missing_info = _missing_gate(source, samples, pred_path, missing)
 
+        # semi-supervised on CPU: each object packed from each decoded frame, no (T, H, W) stacks (issue 12)
+        streamed = (protocol == "davis_semi" and callable(getattr(loader, "gt_frames", None))
+                    and (device is None or torch.device(device).type == "cpu") and davis_mod._NUMPY_ON_CPU)
+
+        def score_streamed(seq: Any) -> tuple[str, Any]:
+            st = source.status(seq.video, None, seq.frames)
+            size: list[tuple[int, int]] = []
+
+            def gt_frames() -> Any:
+                for ids in loader.gt_frames(seq):
+                    if not size:
+                        size.append(tuple(ids.shape))
+                    yield ids
+
+            def pred_frames() -> Any:
+                yield from source.iter_frames(seq.video, None, seq.frames, size[0], fill_missing=not st.complete)
+
+            try:
+                res = evaluate_semi_supervised_frames(gt_frames(), pred_frames(), len(seq.frames),
+                                                      sequence=seq.video)
+            except ValueError as exc:
+                raise PredictionError(f"{pred_path}: {exc}") from exc
+            return ("scored" if st.complete else "filled"), res
+
         def score(seq: Any) -> tuple[str, Any]:
+            if streamed:
+                return score_streamed(seq)
             st = source.status(seq.video, None, seq.frames)
             gt = loader.gt_masks(seq)
             pred = source.read(seq.video, None, seq.frames, gt.shape[1:], fill_missing=not st.complete)

@@ -39,11 +39,10 @@ Facts of the official protocol reproduced here (quirks marked *):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Mapping, Sequence, Union
+from typing import Any, Iterable, Literal, Mapping, Sequence, Union
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from refbench.metrics import _bits
 from refbench.metrics.frame import (
@@ -433,12 +432,113 @@ def evaluate_semi_supervised(
     return DavisSequenceResult(sequence, "semi-supervised", objects)
 
 
+def _pack_objects(ids: np.ndarray, n_obj: int, out: np.ndarray, t: int, top: int, buf: np.ndarray) -> None:
+    """Pack object k's mask (``ids == k``, k = 1..n_obj) of one (H, W) id map into ``out[k - 1, t]``.
+
+    top: ``ids.max()``. An unsigned map holding only 0 and 1 packs object 1 straight from the ids (non-zero =
+    set); objects above ``top`` are empty and keep the zeros ``out`` was made with."""
+    if n_obj >= 1 and top == 1 and ids.dtype.kind in "ub":
+        _bits.pack_numpy(ids, out=out[0, t])
+        return
+    for k in range(1, min(n_obj, top) + 1):
+        _bits.pack_numpy(np.equal(ids, k, out=buf), out=out[k - 1, t])
+
+
+def _frame_map(ids: Any, name: str, sequence: str, t: int, size: tuple[int, int] | None) -> np.ndarray:
+    if not isinstance(ids, np.ndarray) or ids.ndim != 2 or ids.dtype.kind not in "biu":
+        raise TypeError(f"sequence {sequence!r}: {name} frame {t} must be a 2-D integer numpy array")
+    if size is not None and ids.shape != size:
+        raise ValueError(f"sequence {sequence!r}: prediction frames are {tuple(ids.shape)}, GT {size}")
+    return ids
+
+
+def evaluate_semi_supervised_frames(
+    gt_frames: Iterable[np.ndarray],
+    pred_frames: Iterable[np.ndarray | None],
+    n_frames: int,
+    *,
+    pred_all: bool = True,
+    sequence: str = "sequence",
+    decay_index: DecayIndex = "uint8",
+    bound_th: float = 0.008,
+) -> DavisSequenceResult:
+    """:func:`evaluate_semi_supervised` on CPU from frames read one at a time, the same values bit for bit.
+
+    gt_frames: the ``n_frames`` (H, W) palette-index maps of the sequence, in order (255 = void); pred_frames:
+    (H, W) maps of all ``n_frames`` frames (``pred_all``) or of frames 1..T-2 only, None for an all-zero
+    frame (the first and last of all frames are read but not scored). Each object's
+    mask is packed into words straight from each decoded map: no (T, H, W) array is built. Every GT frame is
+    consumed before the first prediction frame (so the errors of a bad input are the ones the stacked path
+    raises, in the same order).
+    """
+    n_frames = int(n_frames)
+    if n_frames < 3:
+        raise ValueError(
+            f"sequence {sequence!r}: {n_frames} GT frame(s); semi-supervised needs at least 3 "
+            "(the first and the last frame are not scored)"
+        )
+    n_scored = n_frames - 2
+    gt_words = None
+    n_obj = 0
+    size: tuple[int, int] | None = None
+    buf = None
+    t = -1
+    for t, ids in enumerate(gt_frames):
+        ids = _frame_map(ids, "gt", sequence, t, None)
+        if t == 0:
+            size = (int(ids.shape[0]), int(ids.shape[1]))
+            first = np.where(ids == VOID_LABEL, 0, ids)
+            n_obj = int(first.max()) if first.size else 0
+            gt_words = np.zeros((n_obj, n_scored, size[0], _bits.n_words(size[1])), dtype=np.uint64)
+            buf = np.empty(size, dtype=bool)
+        elif ids.shape != size:
+            raise ValueError(f"sequence {sequence!r}: GT frame {t} is {tuple(ids.shape)}, frame 0 {size}")
+        if 0 < t <= n_scored and n_obj:
+            _pack_objects(ids, n_obj, gt_words, t - 1, int(ids.max()) if ids.size else 0, buf)
+    if t + 1 != n_frames:
+        raise ValueError(f"sequence {sequence!r}: {t + 1} GT frames given, {n_frames} announced")
+    assert gt_words is not None and size is not None and buf is not None
+    pred_words = np.zeros_like(gt_words)
+    offset = 1 if pred_all else 0  # index of the first scored frame among the prediction frames
+    n_pred = 0
+    t = -1
+    for t, ids in enumerate(pred_frames):
+        if ids is None:
+            continue
+        ids = _frame_map(ids, "pred", sequence, t, size)
+        tt = t - offset
+        if not 0 <= tt < n_scored:  # the first and last frame: read, not scored
+            continue
+        top = int(ids.max()) if ids.size else 0
+        n_pred = max(n_pred, top)
+        if top <= n_obj:  # else refused below, once every frame is read
+            _pack_objects(ids, n_obj, pred_words, tt, top, buf)
+    if t + 1 != n_scored + 2 * offset:
+        raise ValueError(
+            f"sequence {sequence!r}: {t + 1} predicted frames; expected {n_scored + 2 * offset} "
+            f"({'all' if pred_all else 'without the first and last'})"
+        )
+    if n_pred > n_obj:
+        raise ValueError(
+            f"sequence {sequence!r}: the prediction holds id {n_pred} but the first GT frame has only "
+            f"{n_obj} object(s) (davis2017 semi-supervised rejects ids above the number of objects)"
+        )
+    frames = list(range(1, n_frames - 1))
+    objects = []
+    for k in range(1, n_obj + 1):
+        j, f = jaccard_and_boundary_packed(pred_words[k - 1], gt_words[k - 1], size[1], bound_th)
+        objects.append(_object_result(f"{sequence}_{k}", sequence, k, k, frames, j.numpy(), f.numpy(), decay_index))
+    return DavisSequenceResult(sequence, "semi-supervised", tuple(objects))
+
+
 def hungarian_match(affinity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows (proposals) and columns (GT objects) of the assignment maximising ``affinity``.
 
     ``scipy.optimize.linear_sum_assignment(-affinity)``, as davis2017 ``_evaluate_unsupervised``; the rows
     come back sorted, which fixes the official label order.
     """
+    from scipy.optimize import linear_sum_assignment  # 0.5-0.9 s to import; only the unsupervised task needs it
+
     rows, cols = linear_sum_assignment(-np.asarray(affinity, dtype=np.float64))
     return rows, cols
 
@@ -512,6 +612,7 @@ __all__ = [
     "DavisSequenceResult",
     "decay_bins",
     "evaluate_semi_supervised",
+    "evaluate_semi_supervised_frames",
     "evaluate_sequence",
     "evaluate_unsupervised",
     "global_table",

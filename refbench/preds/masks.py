@@ -45,7 +45,7 @@ import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -240,6 +240,14 @@ class MaskSource(ABC):
 
         return pack_numpy(self.read(video, exp_id, frames, size, fill_missing))
 
+    def iter_frames(
+        self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
+    ) -> Iterator[np.ndarray | None]:
+        """The frames of :meth:`read` one at a time, (H, W) uint8 each, None for a missing frame filled with
+        zeros (``fill_missing``); the same checks and errors. Sources that can read frame by frame override
+        this so that no (T, H, W) array is built."""
+        yield from self.read(video, exp_id, frames, size, fill_missing)
+
     def after_fork(self) -> None:
         """In a forked scoring process: reopen what must not be shared with the parent (file offsets)."""
 
@@ -360,6 +368,20 @@ class _PngTree(MaskSource):
             # the PNG's declared size is checked against the frame's before anything is inflated
             out[t] = decode_png(self._read_bytes(rel, max_png_bytes(*size)), where, self.values, size)
         return out
+
+    def iter_frames(
+        self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False
+    ) -> Iterator[np.ndarray | None]:
+        folder = self._folder(video, exp_id)
+        limit = max_png_bytes(*size)
+        for frame in frames:
+            rel = f"{folder}/{safe_component(frame, 'frame name', self.path)}.png"
+            if rel not in self._pngs:
+                if fill_missing:
+                    yield None
+                    continue
+                raise PredictionError(f"{self._where(rel)}: prediction PNG missing")
+            yield decode_png(self._read_bytes(rel, limit), self._where(rel), self.values, size)
 
     def read_packed(
         self, video: str, exp_id: str | None, frames: Sequence[str], size: tuple[int, int], fill_missing: bool = False

@@ -35,6 +35,8 @@ Progress = Callable[[int, int], None]
 
 DEFAULT_DATASET = "demo_mevis_val_u"
 DEFAULT_MODEL = "prior"
+# predict_payloads as the base class defines it: adapters that keep it get their encoding overlapped (_predict)
+_BASE_PREDICT_PAYLOADS = Adapter.predict_payloads
 
 
 class RunError(RefbenchInputError, RuntimeError):
@@ -518,16 +520,40 @@ def _predict(task: str, loader: Any, adapter: Adapter, protocol: str, todo: list
     bs = config.batch_size or max(1, int(getattr(adapter, "batch_size", 1) or 1))
     batches = [todo[i:i + bs] for i in range(0, len(todo), bs)]
     pixels = task in ("refvos", "vos") and bool(getattr(adapter, "needs_pixels", True))
-    done = reused
     if progress and d.is_main:
-        progress(done, n_mine)
+        progress(reused, n_mine)
     pool = ThreadPoolExecutor(max_workers=2) if pixels else None
+    # An adapter that keeps the base predict_payloads has its masks checked and RLE-encoded on a thread while
+    # it predicts the next batch (numpy releases the GIL in the encoder's array passes, a GPU model in its
+    # kernels); batches are still stored one transaction each, in order. A worker proxy (payloads already
+    # encoded) or an adapter with its own predict_payloads is called as before.
+    overlap = type(adapter).predict_payloads is _BASE_PREDICT_PAYLOADS and task != "tsg"
+    encoder = ThreadPoolExecutor(max_workers=1) if overlap else None
     ahead: list[tuple[list[Any], Future | None]] = []
+    pending: list[tuple[list[Any], Future, float]] = []
+    done = reused
 
     def submit(batch: list[Any]) -> tuple[list[Any], Future | None]:
         rs = [reqs.make(s) for s in batch]
         fut = pool.submit(lambda: [r.frames.preload() for r in rs]) if pool is not None else None
         return rs, fut
+
+    def store_batch(rs: list[Any], encoded: list[Any], secs: float) -> None:
+        nonlocal done
+        items = []
+        for r, (payload, diag) in zip(rs, encoded):
+            items.append(Stored(r.sample_id, r.image_id if task == "res" else r.video, payload, diag, secs))
+            if task in ("refvos", "vos"):
+                r.frames.release()
+        store.put_many(items)
+        done += len(rs)
+        if progress and d.is_main:
+            progress(done, n_mine)
+
+    def store_pending() -> None:
+        while pending:
+            rs, fut, secs = pending.pop(0)
+            store_batch(rs, fut.result(), secs)  # an encoding error of that batch surfaces here
 
     try:
         nxt = 0
@@ -541,18 +567,28 @@ def _predict(task: str, loader: Any, adapter: Adapter, protocol: str, todo: list
             if fut is not None:
                 fut.result()  # surfaces a decode error of this batch
             t = time.perf_counter()
-            encoded = adapter.predict_payloads(task, rs)
+            if encoder is None:
+                encoded = adapter.predict_payloads(task, rs)
+                store_batch(rs, encoded, (time.perf_counter() - t) / len(rs))
+                continue
+            preds = adapter.predictions(task, rs)
             secs = (time.perf_counter() - t) / len(rs)
-            items = []
-            for r, (payload, diag) in zip(rs, encoded):
-                items.append(Stored(r.sample_id, r.image_id if task == "res" else r.video, payload, diag, secs))
-                if task in ("refvos", "vos"):
+            if task in ("refvos", "vos"):  # the check and the encoder need the frame names only, not pixels
+                for r in rs:
                     r.frames.release()
-            store.put_many(items)
-            done += len(rs)
-            if progress and d.is_main:
-                progress(done, n_mine)
+            store_pending()  # the previous batch, encoded while this one was predicted
+            pending.append((rs, encoder.submit(adapter.encode_payloads, task, rs, preds), secs))
+        store_pending()
+    except BaseException:
+        # what was predicted and encodes cleanly is kept, so that a resumed run does not predict it again
+        try:
+            store_pending()
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
+        raise
     finally:
+        if encoder is not None:
+            encoder.shutdown(wait=True, cancel_futures=True)
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     return done - reused

@@ -242,6 +242,28 @@ def test_davis_semi_matches_golden(shared_data):
     assert res.counts["objects"] == 13 and res.counts["scored"] == 13
 
 
+def test_davis_semi_frame_path_and_stacked_path_agree(shared_data, monkeypatch):
+    """On CPU the semi-supervised eval packs each decoded frame (no (T, H, W) stacks); with that path off it
+    stacks the frames; both give the same rows. The golden test above checks the first against the official
+    values."""
+    import refbench.metrics.davis as davis_mod
+
+    gold = shared_data / "davis_osvos13"
+    if not gold.is_dir():
+        pytest.skip(f"{gold} not found")
+    calls: list[str] = []
+    for name in ("evaluate_semi_supervised", "evaluate_semi_supervised_frames"):
+        fn = getattr(davis_mod, name)
+        monkeypatch.setattr(davis_mod, name, lambda *a, _fn=fn, _n=name, **k: calls.append(_n) or _fn(*a, **k))
+    fast = evaluate_video(dataset_card("davis17_val"), DavisLoader(gold), gold / "predictions" / "osvos", workers=1)
+    assert set(calls) == {"evaluate_semi_supervised_frames"}
+    calls.clear()
+    monkeypatch.setattr(davis_mod, "_NUMPY_ON_CPU", False)
+    slow = evaluate_video(dataset_card("davis17_val"), DavisLoader(gold), gold / "predictions" / "osvos", workers=1)
+    assert set(calls) == {"evaluate_semi_supervised"}
+    assert fast.per_sample == slow.per_sample and fast.metrics == slow.metrics
+
+
 def test_davis_unsup_subset_matches_golden(shared_data, tmp_path):
     from refbench.metrics.davis import GLOBAL_COLUMNS
 

@@ -24,6 +24,7 @@ from refbench.metrics.davis import (
     DavisResult,
     decay_bins,
     evaluate_semi_supervised,
+    evaluate_semi_supervised_frames,
     evaluate_sequence,
     evaluate_unsupervised,
     global_table,
@@ -114,6 +115,26 @@ def test_semi_supervised_golden_pred_without_first_and_last(golden: _Golden) -> 
     inner = evaluate_semi_supervised(gt, pred[1:-1], sequence=seq)
     np.testing.assert_array_equal(full.objects[0].J, inner.objects[0].J)
     np.testing.assert_array_equal(full.objects[0].F, inner.objects[0].F)
+
+
+def test_semi_supervised_frames_golden(golden: _Golden) -> None:
+    """The frame-by-frame path (what ``refbench eval`` runs on CPU) gives the official values bit for bit,
+    with all prediction frames and with frames 1..T-2 only."""
+    exp = golden.expected["semi"]
+    result = DavisResult()
+    for seq in golden.sequences:
+        gt, pred = golden.gt(seq), golden.masks("predictions/osvos", seq)
+        res = evaluate_semi_supervised_frames(iter(gt), iter(pred), len(gt), sequence=seq)
+        inner = evaluate_semi_supervised_frames(iter(gt), iter(pred[1:-1]), len(gt), pred_all=False, sequence=seq)
+        for a, b in zip(res.objects, inner.objects):
+            assert a.row() == b.row()
+            np.testing.assert_array_equal(a.J, b.J)
+        result.add(res)
+    objects = result.objects()
+    assert [o.name for o in objects] == exp["object_order"]
+    for obj in objects:
+        _check_object(obj, exp["per_object"][obj.name], golden.frame_names(obj.sequence))
+    assert result.global_table(golden.sequences) == exp["global"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -297,6 +318,85 @@ def test_input_errors() -> None:
         evaluate_unsupervised(gt, gt[:2], sequence="seqA")
     with pytest.raises(ValueError, match="unknown DAVIS task"):
         evaluate_sequence("interactive", gt, gt)  # type: ignore[arg-type]
+
+
+def _same_result(a, b) -> None:
+    assert [o.name for o in a.objects] == [o.name for o in b.objects]
+    for x, y in zip(a.objects, b.objects):
+        assert x.frames == y.frames and (x.gt_object, x.proposal) == (y.gt_object, y.proposal)
+        np.testing.assert_array_equal(x.J, y.J)
+        np.testing.assert_array_equal(x.F, y.F)
+        assert x.row() == pytest.approx(y.row(), nan_ok=True, abs=0, rel=0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_semi_frames_equal_stacked_path(seed: int) -> None:
+    """Random id maps (several objects, id gaps, void, ids only in the unscored end frames, int16 and bool
+    maps, a width that is not a multiple of 64): the frame path equals the stacked one exactly."""
+    rng = np.random.default_rng(seed)
+    t, h, w = int(rng.integers(3, 9)), int(rng.integers(20, 60)), int(rng.integers(30, 150))
+    n_obj = int(rng.integers(1, 5))
+    gt = np.zeros((t, h, w), dtype=np.uint8)
+    pred = np.zeros((t, h, w), dtype=np.uint8)
+    for k in range(1, n_obj + 1):
+        if k == 2 and seed % 2:  # an id gap: object 2 never appears
+            continue
+        for arr, jitter in ((gt, 0), (pred, 3)):
+            for i in range(t):
+                y, x = rng.integers(0, h - 8), rng.integers(0, w - 8)
+                arr[i, y : y + int(rng.integers(3, 12)), x : x + int(rng.integers(3, 20))] = k
+            arr[rng.random((t, h, w)) < 0.01 * jitter] = k
+    gt[0, 0, : n_obj + 1] = np.arange(n_obj + 1)  # every object id in frame 0 (the gap too: it counts)
+    gt[:, -3:, -3:] = 255
+    pred[0] = n_obj + 3  # unscored frames may hold anything
+    pred[-1, 0, 0] = 200
+    want = evaluate_semi_supervised(gt, pred, sequence="r")
+    _same_result(evaluate_semi_supervised_frames(iter(gt), iter(pred), t, sequence="r"), want)
+    _same_result(evaluate_semi_supervised_frames(list(gt), list(pred[1:-1]), t, pred_all=False, sequence="r"), want)
+    _same_result(evaluate_semi_supervised_frames(iter(gt.astype(np.int16)), iter(pred.astype(np.int16)), t,
+                                                 sequence="r"), want)
+    one = (pred == 1) & (np.arange(t) != 0)[:, None, None]
+    _same_result(evaluate_semi_supervised_frames(iter(gt), iter(one), t, sequence="r"),
+                 evaluate_semi_supervised(gt, one, sequence="r"))
+    signed = pred.astype(np.int16)
+    signed[1:-1][pred[1:-1] == 0] = -1  # a signed map of -1 and 1: only the 1s are object 1
+    signed[1:-1] = np.minimum(signed[1:-1], 1)
+    _same_result(evaluate_semi_supervised_frames(iter(gt), iter(signed), t, sequence="r"),
+                 evaluate_semi_supervised(gt, signed, sequence="r"))
+    # None is an all-zero frame (a missing prediction filled with zeros)
+    holes = pred.copy()
+    holes[2] = 0
+    frames = [None if i == 2 else f for i, f in enumerate(pred)]
+    _same_result(evaluate_semi_supervised_frames(iter(gt), iter(frames), t, sequence="r"),
+                 evaluate_semi_supervised(gt, holes, sequence="r"))
+
+
+def test_semi_frames_input_errors() -> None:
+    gt = np.zeros((4, 8, 8), dtype=np.uint8)
+    gt[0, 0, 0] = 1
+    with pytest.raises(ValueError, match="seqA.*at least 3"):
+        evaluate_semi_supervised_frames(iter(gt[:2]), iter(gt[:2]), 2, sequence="seqA")
+    with pytest.raises(ValueError, match="seqA.*3 predicted frames; expected 4"):
+        evaluate_semi_supervised_frames(iter(gt), iter(gt[:3]), 4, sequence="seqA")
+    with pytest.raises(ValueError, match="seqA.*4 predicted frames; expected 2"):
+        evaluate_semi_supervised_frames(iter(gt), iter(gt), 4, pred_all=False, sequence="seqA")
+    with pytest.raises(ValueError, match="seqA.*3 GT frames given, 4"):
+        evaluate_semi_supervised_frames(iter(gt[:3]), iter(gt), 4, sequence="seqA")
+    with pytest.raises(ValueError, match="seqA.*prediction frames are \\(8, 9\\), GT \\(8, 8\\)"):
+        evaluate_semi_supervised_frames(iter(gt), iter(np.zeros((4, 8, 9), np.uint8)), 4, sequence="seqA")
+    with pytest.raises(ValueError, match="seqA.*GT frame 2 is \\(8, 9\\)"):
+        evaluate_semi_supervised_frames(iter([gt[0], gt[1], np.zeros((8, 9), np.uint8), gt[3]]), iter(gt), 4,
+                                        sequence="seqA")
+    with pytest.raises(TypeError, match="seqA.*pred frame 1"):
+        evaluate_semi_supervised_frames(iter(gt), iter([gt[0], gt[1].astype(np.float32), gt[2], gt[3]]), 4,
+                                        sequence="seqA")
+    bad = gt.copy()
+    bad[2, 5, 5] = 3  # the maximum over the scored frames is named, as on the stacked path
+    bad[1, 4, 4] = 2
+    with pytest.raises(ValueError, match="seqA.*id 3 but the first GT frame has only 1 object"):
+        evaluate_semi_supervised_frames(iter(gt), iter(bad), 4, sequence="seqA")
+    with pytest.raises(ValueError, match="seqA.*id 3 but the first GT frame has only 1 object"):
+        evaluate_semi_supervised(gt, bad, sequence="seqA")
 
 
 # ----------------------------------------------------------------------------------------------
