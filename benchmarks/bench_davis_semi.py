@@ -41,18 +41,6 @@ def official_sequence(root: Path, pred_root: Path, seq: str, frames: list[str]) 
     return out
 
 
-def _only(pred_root: Path, seqs) -> Path:
-    """A folder of links to the predictions of ``seqs`` only (refbench refuses sequences it is not asked for)."""
-    import tempfile
-
-    if len(seqs) == len([p for p in pred_root.iterdir() if p.is_dir()]):
-        return pred_root
-    d = Path(tempfile.mkdtemp(prefix="refbench_davis_"))
-    for s in seqs:
-        (d / s.video).symlink_to(pred_root / s.video, target_is_directory=True)
-    return d
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sequences", type=int, default=13)
@@ -61,6 +49,7 @@ def main() -> None:
 
     import cv2
     import torch
+    from official_davis import predictions_of
 
     from refbench.cards import dataset_card
     from refbench.data.davis import DavisLoader
@@ -83,7 +72,7 @@ def main() -> None:
         official.update(official_sequence(root, pred_root, s.video, list(s.frames)))
     t_off = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = evaluate_video(dataset_card("davis17_val"), Subset(root), _only(pred_root, seqs), workers=args.processes)
+    res = evaluate_video(dataset_card("davis17_val"), Subset(root), predictions_of(pred_root, seqs), workers=args.processes)
     t_ref = time.perf_counter() - t0
     n_obj_frames = sum(len(s.frames) - 2 for s in seqs)  # one object per golden sequence
     print(f"data: {len(seqs)} DAVIS sequences, OSVOS results, {len(official)} objects, {n_obj_frames} object-frames "

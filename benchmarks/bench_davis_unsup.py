@@ -50,18 +50,6 @@ def official_sequence(gt: np.ndarray, pred: np.ndarray, n_proposals: int):
     return j, f, rows, cols
 
 
-def _only(pred_root: Path, seqs) -> Path:
-    """A folder of links to the predictions of ``seqs`` only (refbench refuses sequences it is not asked for)."""
-    import tempfile
-
-    if len(seqs) == len([p for p in pred_root.iterdir() if p.is_dir()]):
-        return pred_root
-    d = Path(tempfile.mkdtemp(prefix="refbench_davis_"))
-    for s in seqs:
-        (d / s.video).symlink_to(pred_root / s.video, target_is_directory=True)
-    return d
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sequences", type=int, default=13, help="how many of the 13 golden sequences")
@@ -71,7 +59,7 @@ def main() -> None:
 
     import cv2
     import torch
-    from official_davis import object_row, read_masks
+    from official_davis import object_row, predictions_of, read_masks
 
     from refbench.data.davis import DavisLoader
     from refbench.evaluate.video import evaluate_video
@@ -99,7 +87,7 @@ def main() -> None:
         official.append(official_sequence(gt, pred, int(pred.max())))
     t_off = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = evaluate_video(None, sub, _only(pred_root, seqs), protocol="davis_unsup", workers=args.processes)
+    res = evaluate_video(None, sub, predictions_of(pred_root, seqs), protocol="davis_unsup", workers=args.processes)
     t_eval = time.perf_counter() - t0
     src = open_mask_source(pred_root, "sequence", "index")
     masks = []

@@ -7,6 +7,8 @@ code does. Needs the ``bench`` extra.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -62,6 +64,19 @@ def db_statistics(per_frame_values: np.ndarray) -> tuple[float, float, float]:
         bins = [per_frame_values[ids[i] : ids[i + 1] + 1] for i in range(4)]
         decay = np.nanmean(bins[0]) - np.nanmean(bins[3])
     return float(mean), float(recall), float(decay)
+
+
+def predictions_of(pred_root: Path, seqs) -> Path:
+    """A folder of links to the predictions of ``seqs`` only (refbench refuses sequences it is not asked for);
+    ``pred_root`` itself when it holds just those."""
+    import tempfile
+
+    if len(seqs) == len([p for p in pred_root.iterdir() if p.is_dir()]):
+        return pred_root
+    d = Path(tempfile.mkdtemp(prefix="refbench_davis_"))
+    for s in seqs:
+        (d / s.video).symlink_to(pred_root / s.video, target_is_directory=True)
+    return d
 
 
 def read_masks(folder, frames) -> np.ndarray:

@@ -298,8 +298,9 @@ class _RleVideoLoader:
         )
 
     def _anno_lists(self, sample: VideoExpression) -> tuple[list[list], tuple[int, int]]:
-        """The sample's per-anno_id RLE lists (checked against its frames) and its frame size, found as
-        :meth:`gt_masks` finds them (the meta's size, else the first RLE's, else :meth:`_frame_size`)."""
+        """The sample's per-anno_id RLE lists (checked against its frames) and its frame size (the meta's size,
+        else the first RLE's, else :meth:`_frame_size`); :meth:`gt_masks` and :meth:`gt_words` both read through
+        it."""
         masks = self._masks()
         src = self.mask_dict_path
         per_anno = []
@@ -364,25 +365,8 @@ class _RleVideoLoader:
 
     def gt_masks(self, sample: VideoExpression) -> np.ndarray:
         """``(T, H, W)`` uint8: per frame the **sum** of the sample's decoded anno_id RLEs (see module doc)."""
-        masks = self._masks()
+        per_anno, size = self._anno_lists(sample)
         src = self.mask_dict_path
-        per_anno = []
-        for aid in sample.anno_ids:
-            if aid not in masks:
-                raise DatasetError(f"{src}: anno_id {aid!r} of {sample.key} (listed in {self.meta_path}) is missing")
-            rles = masks[aid]
-            if not isinstance(rles, list) or len(rles) != len(sample.frames):
-                n = len(rles) if isinstance(rles, list) else "no"
-                raise DatasetError(
-                    f"{src}: anno_id {aid!r} has {n} RLE entries but {sample.key} has {len(sample.frames)} frames"
-                )
-            per_anno.append(rles)
-        size: tuple[int, int] | None = (sample.height, sample.width) if sample.height and sample.width else None
-        if size is None:
-            first = next(((aid, t, rle) for aid, rles in zip(sample.anno_ids, per_anno)
-                          for t, rle in enumerate(rles) if rle is not None), None)
-            size = (_rle.rle_size(first[2], f"{src}: anno_id {first[0]!r} frame {first[1]}", DatasetError)
-                    if first else self._frame_size(sample))
         out = np.zeros((len(sample.frames), *size), dtype=np.uint8)
         for aid, rles in zip(sample.anno_ids, per_anno):
             for t, rle in enumerate(rles):
